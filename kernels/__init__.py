@@ -1,0 +1,1 @@
+"""Triton kernels of adaptbench, exported from nbs/kernels/; imported as `adaptbench.kernels`."""
