@@ -23,15 +23,16 @@ def token_stats_reference(logits:torch.Tensor, # (T, V) logits, any float dtype;
                          ) -> dict[str, torch.Tensor]: # each (T,): lse, max_prob, argmax, entropy (float32 / int64)
     "Plain-PyTorch reference: log-sum-exp, max probability, first argmax and entropy per row."
     z = logits.float()                                           # (T, V)
-    lse = torch.logsumexp(z, dim=-1)                             # (T,)
-    dead = torch.isneginf(lse)                                   # rows with every column masked
-    zmax, arg = z.max(dim=-1)                                    # first index on ties
-    p = torch.exp(z - torch.where(dead, 0., lse)[:, None])       # (T, V); exact zeros on masked columns
-    pz = torch.where(p > 0, p * z, 0.).sum(-1)                   # Σ p z without 0·(-inf)
-    return dict(lse=lse,
-                max_prob=torch.where(dead, 0., torch.exp(zmax - lse)),
+    zmax, arg = z.max(dim=-1)                                    # (T,); first index on ties
+    dead = torch.isneginf(zmax)                                  # rows with every column masked
+    zs = z - torch.where(dead, 0., zmax)[:, None]                # (T, V) shifted: ≤ 0, -inf where masked
+    e = torch.exp(zs)                                            # exact zeros on masked columns
+    d = e.sum(-1).clamp_min(1.)                                  # (T,) ≥ 1: the max term is e^0
+    s = torch.where(e > 0, e * zs, 0.).sum(-1)                   # Σ e·zs without 0·(-inf)
+    return dict(lse=torch.where(dead, -torch.inf, zmax + torch.log(d)),
+                max_prob=torch.where(dead, 0., 1. / d),
                 argmax=torch.where(dead, 0, arg),
-                entropy=torch.where(dead, 0., lse - pz))
+                entropy=torch.where(dead, 0., torch.log(d) - s / d))
 
 # %% ../nbs/kernels/00_token_stats.ipynb #0f9d2d2c
 if triton is not None:
@@ -49,8 +50,9 @@ if triton is not None:
             m_new = tl.maximum(m, bmax)
             m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
             live = z != -float("inf")
-            e = tl.where(live, tl.exp(z - m_safe), 0.0)
-            t = tl.where(live, e * (z - m_safe), 0.0)
+            zs = tl.where(live, z - m_safe, 0.0)             # shifted logits, 0 where masked
+            e = tl.where(live, tl.exp(zs), 0.0)
+            t = e * zs
             old = m != -float("inf")
             c = tl.where(old, tl.exp(m - m_safe), 0.0)
             delta = tl.where(old, m - m_safe, 0.0)

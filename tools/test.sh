@@ -17,6 +17,11 @@ echo "== notebook tests (nbdev-test)"
 nbdev-test --n-workers 2 --timing
 
 echo "== docs (no Quarto here: process the notebooks and check the rendered pages)"
+# headless Chromium opens the rendered pages; install it where we can (Debian, as root), else the check says so
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "   (could not install chromium)"
+fi
 python tools/check_docs.py
 
 echo "== pytest"
