@@ -301,7 +301,7 @@ class SyntheticTraces:
     post: tuple = (8.0, 2.0)        # ... after discovery
     stuck: tuple = (2.0, 5.0)       # ... on unsolvable instances
     n_wrong: int = 5                # distinct wrong answers
-    stickiness: float = 0.7         # chance a wrong answer repeats the previous wrong answer
+    stickiness: tuple = (0.3, 0.8)  # chance a wrong answer repeats the previous one: (pre, stuck)
     m: int = 3                      # certaindex window
 
     @property
@@ -320,7 +320,7 @@ class SyntheticTraces:
         conf = np.where(post, rng.beta(*self.post, (n, J)),
                         np.where(stuck, rng.beta(*self.stuck, (n, J)), rng.beta(*self.pre, (n, J))))
         wrong = rng.integers(1, self.n_wrong + 1, (n, J))
-        keep = rng.random((n, J)) < self.stickiness
+        keep = rng.random((n, J)) < np.where(solvable, *self.stickiness)[:, None]
         for jj in range(1, J): wrong[:, jj] = np.where(keep[:, jj], wrong[:, jj - 1], wrong[:, jj])
         answers = np.where(post, 0, wrong)
         tokens = np.tile(self.t, (n, 1))

@@ -20,7 +20,8 @@ from .core import AdaptbenchError
 __all__ = ['P_VALUES', 'BINARY_ONLY', 'FWER', 'RiskInputError', 'NoValidConfigurationError', 'binary_kl', 'hoeffding_p',
            'hoeffding_kl_p', 'bentkus_p', 'hoeffding_bentkus_p', 'binomial_p', 'bonferroni', 'fixed_sequence',
            'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_losses', 'LTTResult',
-           'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control']
+           'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'stack_policies',
+           'calibrate_policies', 'repeat_splits']
 
 # %% ../nbs/06_risk.ipynb #4ce0131d
 class RiskInputError(AdaptbenchError, ValueError):
@@ -343,3 +344,79 @@ def conformal_risk_control(losses, # (C, n) losses in [0, B], configurations ord
     if configs is None: configs = pd.DataFrame(dict(config=np.arange(C)))
     return CRCResult(eps, B, n, rh, n / (n + 1) * rh + B / (n + 1), cost_hat, None if idx < 0 else idx,
                      configs.reset_index(drop=True), float(max(np.ceil(B / eps - 1), 1)), monotonize)
+
+# %% ../nbs/06_risk.ipynb #97af1dad
+from .policies import Policy, ProbedTraces, replay
+
+def stack_policies(policies:Sequence[Policy], # the mechanisms to compare
+                   traces:ProbedTraces, # calibration traces
+                   risks:Sequence[str]=("wrong", "premature"), # which losses of `Outcome.losses`
+                  ) -> tuple[dict, np.ndarray, list, pd.DataFrame]:
+    "Replay every policy and stack their grids: losses name → (C, n), tokens (C, n), paths, configs (with `policy`)."
+    outs = [replay(p, traces) for p in policies]
+    losses = {k: np.concatenate([o.losses()[k] for o in outs]) for k in risks}
+    tokens = np.concatenate([o.tokens for o in outs])
+    offsets = np.cumsum([0] + [len(p) for p in policies])
+    paths = [np.asarray(path) + off for p, off in zip(policies, offsets) for path in p.paths()]
+    configs = pd.concat([o.configs.assign(policy=p.name) for p, o in zip(policies, outs)], ignore_index=True)
+    return losses, tokens, paths, configs[["policy"] + [c for c in configs.columns if c != "policy"]]
+
+def calibrate_policies(policies:Sequence[Policy], # the mechanisms to compare (one or several)
+                       traces:ProbedTraces, # calibration traces
+                       eps:dict, # target per risk, e.g. dict(wrong=0.3, premature=0.05)
+                       delta:float, # the guarantee may fail with probability at most δ
+                       p_value:str="hoeffding_bentkus", # one of `P_VALUES` (binomial is valid: both losses are 0/1)
+                       fwer:str="fixed_sequence", # bonferroni | fixed_sequence
+                      ) -> LTTResult:
+    "Learn-then-Test over the stacked grids of several policies; choose the cheapest (mean tokens) valid configuration."
+    if isinstance(policies, Policy): policies = [policies]
+    losses, tokens, paths, configs = stack_policies(policies, traces, tuple(eps))
+    return learn_then_test(losses, eps, delta, p_value, fwer, paths if fwer == "fixed_sequence" else None, tokens, configs)
+
+# %% ../nbs/06_risk.ipynb #9664a0a2
+def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
+                  eps:dict, # target per risk
+                  delta:float, # LTT level
+                  n_cal:int, # calibration instances per split
+                  n_splits:int=1000, # number of random splits
+                  methods=(("hoeffding_bentkus", "fixed_sequence"),), # (p_value, fwer) pairs, "crc" or "naive"
+                  cost=None, # (C, N) tokens
+                  paths=None, # fixed-sequence paths
+                  population_risk:dict|None=None, # name → (C,) known risks; then calibration draws with replacement
+                  seed:int=0, # seed of the splits
+                  chunk:int=100, # splits per vectorised chunk
+                 ) -> pd.DataFrame:
+    "Calibrate on `n_splits` random splits with each method; per split: chosen config, its test risks and tokens."
+    names = list(losses)
+    L = np.stack([check_losses(losses[k], f"losses[{k!r}]") for k in names])            # (K, C, N)
+    K, C, N = L.shape
+    cost = np.zeros((C, N)) if cost is None else np.asarray(cost, float)
+    ev = np.array([eps[k] for k in names])
+    if population_risk is None and not 0 < n_cal < N: raise RiskInputError(f"n_cal must be in 1..{N-1}, got {n_cal}")
+    rng, rows = np.random.default_rng(seed), []
+    for s0 in range(0, n_splits, chunk):
+        s = min(chunk, n_splits - s0)
+        if population_risk is None:
+            idx = np.argsort(rng.random((s, N)), axis=1)[:, :n_cal]                       # without replacement
+        else:
+            idx = rng.integers(0, N, (s, n_cal))                                          # iid from the pool
+        cal_sum = L[:, :, idx].sum(-1)                                                    # (K, C, s)
+        rh = np.moveaxis(cal_sum / n_cal, -1, 0)                                          # (s, K, C)
+        if population_risk is None:
+            test = np.moveaxis((L.sum(-1)[..., None] - cal_sum) / (N - n_cal), -1, 0)     # (s, K, C)
+            ctest = (cost.sum(-1)[:, None] - cost[:, idx].sum(-1)) / (N - n_cal)         # (C, s)
+        else:
+            test = np.broadcast_to(np.stack([population_risk[k] for k in names])[None], rh.shape)
+            ctest = np.broadcast_to(cost.mean(-1)[:, None], (C, s))
+        chat = cost[:, idx].mean(-1).T                                                    # (s, C)
+        for m in methods:
+            if m == "crc": ch = crc_index(np.maximum.accumulate(rh[:, 0], axis=-1), n_cal, ev[0])
+            elif m == "naive": ch = cheapest((rh <= ev[:, None]).all(1), chat)
+            else: ch = cheapest(ltt_valid(rh, n_cal, ev, delta, m[0], m[1], paths), chat)
+            ok = ch >= 0
+            r = np.where(ok[:, None], test[np.arange(s), :, np.maximum(ch, 0)], np.nan)     # (s, K)
+            rows.append(pd.DataFrame(dict(split=np.arange(s0, s0 + s), method=m if isinstance(m, str) else "+".join(m),
+                                          chosen=ch, tokens=np.where(ok, ctest[np.maximum(ch, 0), np.arange(s)], np.nan),
+                                          **{f"risk_{k}": r[:, i] for i, k in enumerate(names)},
+                                          violation=ok & (r > ev).any(1))))
+    return pd.concat(rows, ignore_index=True)
