@@ -19,7 +19,7 @@ from .core import AdaptbenchError
 # %% auto #0
 __all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables', 'certaindex',
            'Policy', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined', 'Outcome',
-           'replay', 'SyntheticTraces']
+           'replay', 'SyntheticTraces', 'standard_policies']
 
 # %% ../nbs/05_policies.ipynb #8a4fd8da
 class TraceTableError(AdaptbenchError, ValueError):
@@ -359,3 +359,22 @@ def _exact(self, policy:Policy) -> pd.DataFrame:
     return policy.configs().assign(risk_wrong=wrong, risk_premature=prem, tokens=tok)
 
 SyntheticTraces.exact = _exact
+
+# %% ../nbs/05_policies.ipynb #6d76e48c
+def standard_policies(signal:str="confidence", # signal of the upper and lower thresholds
+                      budget:float=1024, # full reasoning budget (tokens)
+                      n_budgets:int=16, # fixed budgets: budget·j/n_budgets, j = n_budgets … 1
+                      other_signal:str|None="certaindex", # second signal for the any-signal ensemble (None: skip)
+                      n_taus:int=15, # thresholds from 1 down to 0.3 (after a never-stop +inf)
+                     ) -> dict[str, Policy]:
+    "The mechanisms compared in studies: fixed budget, upper, upper + lower, and two any-of ensembles."
+    taus = np.r_[np.inf, np.linspace(1, 0.3, n_taus)]
+    budgets = budget * np.arange(n_budgets, 0, -1) / n_budgets
+    pols = {"fixed budget": FixedBudget(budgets),
+            "upper": UpperThreshold(signal, taus),
+            "upper + lower": Combined(UpperThreshold(signal, taus), LowerThreshold(signal, (-np.inf, 0.05, 0.1, 0.15, 0.2), (0.0, 0.2))),
+            "upper or budget": AnyOf(FixedBudget(budgets[::2]), UpperThreshold(signal, taus))}
+    if other_signal and other_signal != signal:
+        pols["upper, any signal"] = AnyOf(UpperThreshold(other_signal, (np.inf, 1.0, 2 / 3)), UpperThreshold(signal, taus))
+    for k, p in pols.items(): p.name = k
+    return pols

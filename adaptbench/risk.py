@@ -352,14 +352,15 @@ def stack_policies(policies:Sequence[Policy], # the mechanisms to compare
                    traces:ProbedTraces, # calibration traces
                    risks:Sequence[str]=("wrong", "premature"), # which losses of `Outcome.losses`
                   ) -> tuple[dict, np.ndarray, list, pd.DataFrame]:
-    "Replay every policy and stack their grids: losses name → (C, n), tokens (C, n), paths, configs (with `policy`)."
+    "Replay every policy and stack their grids: losses name → (C, n), tokens (C, n), paths, configs (+ `policy`, `config`)."
     outs = [replay(p, traces) for p in policies]
     losses = {k: np.concatenate([o.losses()[k] for o in outs]) for k in risks}
     tokens = np.concatenate([o.tokens for o in outs])
     offsets = np.cumsum([0] + [len(p) for p in policies])
     paths = [np.asarray(path) + off for p, off in zip(policies, offsets) for path in p.paths()]
-    configs = pd.concat([o.configs.assign(policy=p.name) for p, o in zip(policies, outs)], ignore_index=True)
-    return losses, tokens, paths, configs[["policy"] + [c for c in configs.columns if c != "policy"]]
+    configs = pd.concat([o.configs.assign(policy=p.name, config=np.arange(len(p))) for p, o in zip(policies, outs)],
+                        ignore_index=True)
+    return losses, tokens, paths, configs[["policy", "config"] + [c for c in configs.columns if c not in ("policy", "config")]]
 
 def calibrate_policies(policies:Sequence[Policy], # the mechanisms to compare (one or several)
                        traces:ProbedTraces, # calibration traces
@@ -391,7 +392,13 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
     L = np.stack([check_losses(losses[k], f"losses[{k!r}]") for k in names])            # (K, C, N)
     K, C, N = L.shape
     cost = np.zeros((C, N)) if cost is None else np.asarray(cost, float)
-    ev = np.array([eps[k] for k in names])
+    if set(eps) != set(names): raise RiskInputError(f"eps names {sorted(eps)} must match the loss names {names}")
+    ev = np.array([_check_level(f"eps[{k!r}]", eps[k]) for k in names])
+    delta = _check_level("delta", delta)
+    for m in methods:
+        if m not in ("crc", "naive") and (len(m) != 2 or m[0] not in P_VALUES or m[1] not in FWER):
+            raise RiskInputError(f"unknown method {m!r}: use (p_value, fwer) with p_value in {sorted(P_VALUES)} and fwer "
+                                 f"in {sorted(FWER)}, or 'crc' / 'naive'")
     if population_risk is None and not 0 < n_cal < N: raise RiskInputError(f"n_cal must be in 1..{N-1}, got {n_cal}")
     rng, rows = np.random.default_rng(seed), []
     for s0 in range(0, n_splits, chunk):
