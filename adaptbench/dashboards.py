@@ -32,7 +32,7 @@ class RiskDashboard:
                 ):
         if not 0 < cal_fraction < 1: raise ValueError(f"cal_fraction must be in (0, 1), got {cal_fraction}")
         self.tr, self.signals = traces, sorted(traces.signals)
-        perm = np.random.default_rng(seed).permutation(traces.n)
+        perm = np.random.default_rng([0xCA1, seed]).permutation(traces.n)
         k = int(round(cal_fraction * traces.n))
         self.cal, self.test = traces.subset(perm[:k]), traces.subset(perm[k:])
         self._cache, self.result = {}, None

@@ -18,8 +18,8 @@ from .core import AdaptbenchError
 
 # %% auto #0
 __all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables', 'certaindex',
-           'Policy', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined', 'Outcome',
-           'replay', 'SyntheticTraces', 'standard_policies']
+           'Policy', 'PolicyGridError', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined',
+           'Outcome', 'replay', 'SyntheticTraces', 'standard_policies']
 
 # %% ../nbs/05_policies.ipynb #8a4fd8da
 class TraceTableError(AdaptbenchError, ValueError):
@@ -137,6 +137,16 @@ class Policy:
     def __len__(self): return len(self.configs())
     def __repr__(self): return f"{self.name} ({len(self)} configurations)"
 
+class PolicyGridError(AdaptbenchError, ValueError):
+    "A policy's configuration grid is empty or holds NaNs."
+
+def _grid(values, name):
+    "A policy grid as a float array: non-empty, no NaN (±inf allowed: never / always fire)."
+    a = np.atleast_1d(np.asarray(values, float))
+    if a.size == 0: raise PolicyGridError(f"the {name} grid is empty; give at least one value")
+    if np.isnan(a).any(): raise PolicyGridError(f"the {name} grid holds NaN at positions {np.flatnonzero(np.isnan(a)).tolist()}")
+    return a
+
 def _sig(tr, name):
     if name not in tr.signals: raise KeyError(f"signal {name!r} is not in the traces; they have {sorted(tr.signals)}")
     return tr.signals[name]
@@ -147,8 +157,7 @@ class UpperThreshold(Policy):
     def __init__(self, signal:str="confidence", # signal column to threshold
                  taus=(np.inf, 0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5), # thresholds; sorted high (safe) → low
                 ):
-        self.signal, self.taus = signal, np.sort(np.asarray(taus, float))[::-1]
-        if np.isnan(self.taus).any(): raise ValueError("taus contain NaN")
+        self.signal, self.taus = signal, np.sort(_grid(taus, "taus"))[::-1]
         self.name = f"upper[{signal}]"
     def configs(self): return pd.DataFrame({f"tau_{self.signal}": self.taus})
     def fire(self, tr):
@@ -163,8 +172,8 @@ class LowerThreshold(Policy):
                  a=(-np.inf, 0.05, 0.1, 0.2), # intercepts; -inf never abandons
                  b=(0.0, 0.2), # slopes per unit of elapsed budget fraction
                 ):
-        self.signal, self.a, self.b = signal, np.sort(np.asarray(a, float)), np.asarray(b, float)
-        if np.isnan(self.a).any() or np.isnan(self.b).any(): raise ValueError("a or b contain NaN")
+        self.signal, self.a, self.b = signal, np.sort(_grid(a, "a")), _grid(b, "b")
+        if not np.isfinite(self.b).all(): raise PolicyGridError(f"slopes b must be finite, got {self.b.tolist()}")
         self.grid = np.array(list(itertools.product(self.b, self.a)))[:, ::-1]      # (C, 2): a, b; a fastest
         self.name = f"lower[{signal}]"
     def configs(self): return pd.DataFrame(dict(a=self.grid[:, 0], b=self.grid[:, 1]))
@@ -184,7 +193,7 @@ class FixedBudget(Policy):
     "Stop at the first probe whose reasoning tokens reach the budget; answer there. Reads no signal."
     uses_probes = False
     def __init__(self, budgets): # token budgets; sorted high (safe) → low
-        self.budgets = np.sort(np.asarray(budgets, float))[::-1]
+        self.budgets = np.sort(_grid(budgets, "budgets"))[::-1]
         self.name = "fixed budget"
     def configs(self): return pd.DataFrame(dict(budget=self.budgets))
     def fire(self, tr):
@@ -311,7 +320,7 @@ class SyntheticTraces:
 
     def sample(self, n:int, seed:int=0) -> ProbedTraces:
         "Draw `n` instances."
-        rng, J = np.random.default_rng(seed), self.n_probes
+        rng, J = np.random.default_rng([0xADA, seed]), self.n_probes     # own stream: no collision with split seeds
         solvable = rng.random(n) < self.p_solvable
         d = rng.geometric(self.discovery_rate, n) - 1                           # failures before success: 0, 1, …
         d = np.where(solvable, np.minimum(d, J), J + 1)                         # J: not within budget; J+1: unsolvable

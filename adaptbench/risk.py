@@ -385,7 +385,7 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
                   paths=None, # fixed-sequence paths
                   population_risk:dict|None=None, # name → (C,) known risks; then calibration draws with replacement
                   seed:int=0, # seed of the splits
-                  chunk:int=100, # splits per vectorised chunk
+                  chunk:int=100, # splits per vectorised chunk (smaller if K·C·n_cal is large)
                  ) -> pd.DataFrame:
     "Calibrate on `n_splits` random splits with each method; per split: chosen config, its test risks and tokens."
     names = list(losses)
@@ -400,7 +400,8 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
             raise RiskInputError(f"unknown method {m!r}: use (p_value, fwer) with p_value in {sorted(P_VALUES)} and fwer "
                                  f"in {sorted(FWER)}, or 'crc' / 'naive'")
     if population_risk is None and not 0 < n_cal < N: raise RiskInputError(f"n_cal must be in 1..{N-1}, got {n_cal}")
-    rng, rows = np.random.default_rng(seed), []
+    rng, rows = np.random.default_rng([0x5B1, seed]), []      # own stream, so seed=0 here and in a generator never align
+    chunk = int(max(1, min(chunk, 2 * 10**7 // (K * C * n_cal))))                       # bound the gathered block
     for s0 in range(0, n_splits, chunk):
         s = min(chunk, n_splits - s0)
         if population_risk is None:

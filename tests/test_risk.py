@@ -8,9 +8,13 @@ from adaptbench.risk import (P_VALUES, bonferroni, fixed_sequence, ltt_p_values,
 
 # ---------------------------------------------------------------- against MAPIE (LTT reference implementation)
 
-mapie_methods = pytest.importorskip("mapie.risk_control.methods")
-from mapie.risk_control.fwer_control import control_fwer
-from mapie.risk_control._base_controller import ltt_procedure
+try:   # MAPIE (pip install mapie; numpy/scipy/scikit-learn only) is the reference; the other tests run without it
+    import mapie.risk_control.methods as mapie_methods
+    from mapie.risk_control.fwer_control import control_fwer
+    from mapie.risk_control._base_controller import ltt_procedure
+except ImportError:
+    mapie_methods = None
+needs_mapie = pytest.mark.skipif(mapie_methods is None, reason="MAPIE is not installed")
 
 # empirical risks whose n·R̂ is safely away from an integer boundary in float (MAPIE takes a plain ceiling, see
 # test_mapie_ceiling_float_artifact), plus R̂ = 0 and R̂ ≥ ε
@@ -19,6 +23,7 @@ def _grid(n):
     r = k / n
     return r[np.abs(np.ceil(n * r) - k) == 0]
 
+@needs_mapie
 @pytest.mark.parametrize("n", [10, 57, 200, 1000])
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
 def test_hoeffding_bentkus_matches_mapie(n, eps):
@@ -30,6 +35,7 @@ def test_hoeffding_bentkus_matches_mapie(n, eps):
     theirs_b = mapie_methods.compute_hoeffding_bentkus_p_value(r, n, eps, binary=True)[:, 0]
     np.testing.assert_allclose(np.minimum(hoeffding_kl_p(r, n, eps), binomial_p(r, n, eps)), theirs_b, rtol=1e-10, atol=1e-300)
 
+@needs_mapie
 def test_mapie_ceiling_float_artifact():
     "Where k/n·n lands above k in float, MAPIE's ceil counts k+1 losses (conservative); we count k, like scipy on k."
     n, k, eps = 100, 7, 0.1
@@ -47,6 +53,7 @@ def test_p_values_against_scipy():
             # continuous losses: Bentkus rounds n·R̂ up
             np.testing.assert_allclose(bentkus_p((k[:-1] + 0.3) / n, n, eps), np.minimum(1, np.e * binom.cdf(k[:-1] + 1, n, eps)))
 
+@needs_mapie
 @pytest.mark.parametrize("seed", range(20))
 def test_fwer_matches_mapie(seed):
     rng = np.random.default_rng(seed)
@@ -57,6 +64,7 @@ def test_fwer_matches_mapie(seed):
         np.testing.assert_array_equal(np.flatnonzero(bonferroni(p, delta)), control_fwer(p, delta, "bonferroni"))
         np.testing.assert_array_equal(np.flatnonzero(fixed_sequence(p, delta)), control_fwer(p, delta, "fixed_sequence"))
 
+@needs_mapie
 @pytest.mark.parametrize("seed", range(10))
 def test_ltt_multi_risk_matches_mapie(seed):
     "Several risks at once: max of the per-risk p-values, then Bonferroni — as MAPIE's ltt_procedure."
@@ -70,6 +78,7 @@ def test_ltt_multi_risk_matches_mapie(seed):
     np.testing.assert_allclose(p, p_m[:, 0], rtol=1e-9)
     np.testing.assert_array_equal(np.flatnonzero(ltt_valid(r_hat, n, alphas[:, 0], 0.1, fwer="bonferroni")), valid_idx[0])
 
+@needs_mapie
 def test_crc_matches_mapie_bound():
     "MAPIE's CRC upper bound is n/(n+1)·R̂ + 1/(n+1) (B = 1)."
     rng = np.random.default_rng(0)
@@ -178,7 +187,7 @@ def test_ltt_guarantee_on_a_pool_with_certaindex_ensemble():
     pols = [FixedBudget(spec.t), UpperThreshold("certaindex", [np.inf, 1.0, 2 / 3]),
             AnyOf(UpperThreshold("certaindex", [np.inf, 1.0]), UpperThreshold("confidence", np.linspace(1, 0.7, 31)))]
     losses, tokens, paths, configs = stack_policies(pols, pool, ("wrong", "premature"))
-    eps = dict(wrong=0.26, premature=0.04)
+    eps = dict(wrong=0.26, premature=0.02)
     pop = {k: v.mean(1) for k, v in losses.items()}
     methods = METHODS + ["naive"]
     sim = repeat_splits(losses, eps, DELTA, n_cal=800, n_splits=SPLITS, methods=methods, cost=tokens, paths=paths,
@@ -237,3 +246,13 @@ def test_no_valid_configuration_reports_n_min_that_suffices():
         nb = min_calibration_size(0.05, 0.1 / 5, p)
         assert learn_then_test(np.zeros((5, int(nb))), 0.05, 0.1, p_value=p, fwer="bonferroni").ok
         assert not learn_then_test(np.zeros((5, int(nb) - 1)), 0.05, 0.1, p_value=p, fwer="bonferroni").ok
+
+def test_splits_do_not_align_with_the_generator_seed():
+    """Regression: splits drawn with seed s from the same stream as traces drawn with seed s put all the solvable
+    instances in the calibration half (split 0 once showed test wrong-risk 0.48 against 0.24 in the pool)."""
+    tr = SyntheticTraces().sample(600, seed=0)
+    W = replay(FixedBudget([tr.budget]), tr).losses()["wrong"]                       # (1, 600)
+    sim = repeat_splits(dict(wrong=W), dict(wrong=0.99), 0.1, n_cal=300, n_splits=300, methods=["naive"], seed=0)
+    p = W.mean()
+    sd = np.sqrt(p * (1 - p) / 300 * (300 / 599))                                    # hypergeometric sd of a half
+    assert np.abs(sim.risk_wrong - p).max() < 5 * sd
