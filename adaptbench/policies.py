@@ -81,7 +81,7 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
         raise TraceTableError("the probes table names instances absent from the instances table")
     probes = probes.sort_values(["instance", "probe"])
     g = probes.groupby("instance")
-    if (g.probe.transform(lambda s: np.arange(len(s))) != probes.probe).any():
+    if (g.cumcount() != probes.probe).any():
         raise TraceTableError("probe indices must run 0, 1, 2, … within each instance")
     if (g.tokens.diff().fillna(0) < 0).any(): raise TraceTableError("tokens must not decrease along an instance's probes")
     inst = instances.reset_index(drop=True)
