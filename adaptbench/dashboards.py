@@ -7,7 +7,6 @@ Docs: https://adaptbench.github.io/adaptbench/dashboards.html.md"""
 # %% ../nbs/11_dashboards.ipynb #8541b159
 from __future__ import annotations
 
-from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt

@@ -7,7 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/risk.html.md"""
 # %% ../nbs/06_risk.ipynb #3fdb2fed
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -310,7 +310,8 @@ class CRCResult:
                     f"{self.bound[0]:.4g} > ε = {self.eps:g} with n = {self.n}; with zero observed loss "
                     f"n ≥ {self.n_min:.0f} would be needed")
         return (f"E[loss of a new instance at the chosen configuration] ≤ {self.eps:g} in expectation over the "
-                f"calibration and test draw (conformal risk control, B = {self.B:g}, n = {self.n}); "
+                f"calibration and test draw, counting draws that certify nothing as loss 0 (conformal risk control, "
+                f"B = {self.B:g}, n = {self.n}); "
                 f"not a high-probability bound" + (" — on the running-max (monotonised) loss" if self.monotonized else ""))
     @property
     def chosen_config(self) -> dict:
@@ -400,7 +401,8 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
             raise RiskInputError(f"unknown method {m!r}: use (p_value, fwer) with p_value in {sorted(P_VALUES)} and fwer "
                                  f"in {sorted(FWER)}, or 'crc' / 'naive'")
     if population_risk is None and not 0 < n_cal < N: raise RiskInputError(f"n_cal must be in 1..{N-1}, got {n_cal}")
-    rng, rows = np.random.default_rng([0x5B1, seed]), []      # own stream, so seed=0 here and in a generator never align
+    rng, rows = np.random.default_rng([0x5B1, seed]), []
+    Lm = np.maximum.accumulate(L[0], axis=0) if "crc" in methods else None               # (C, N) running max per instance      # own stream, so seed=0 here and in a generator never align
     chunk = int(max(1, min(chunk, 2 * 10**7 // (K * C * n_cal))))                       # bound the gathered block
     for s0 in range(0, n_splits, chunk):
         s = min(chunk, n_splits - s0)
@@ -418,7 +420,7 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
             ctest = np.broadcast_to(cost.mean(-1)[:, None], (C, s))
         chat = cost[:, idx].mean(-1).T                                                    # (s, C)
         for m in methods:
-            if m == "crc": ch = crc_index(np.maximum.accumulate(rh[:, 0], axis=-1), n_cal, ev[0])
+            if m == "crc": ch = crc_index(Lm[:, idx].mean(-1).T, n_cal, ev[0])                # (s,) on the monotonised loss
             elif m == "naive": ch = cheapest((rh <= ev[:, None]).all(1), chat)
             else: ch = cheapest(ltt_valid(rh, n_cal, ev, delta, m[0], m[1], paths), chat)
             ok = ch >= 0
