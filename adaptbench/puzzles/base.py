@@ -19,8 +19,8 @@ from ..core import AdaptbenchError
 
 # %% auto #0
 __all__ = ['STYLES', 'BUILTIN_PUZZLES', 'ALIASES', 'PuzzleError', 'SearchLimitError', 'Instance', 'ParseResult', 'Verdict',
-           'read_list', 'answer_region', 'find_moves', 'Puzzle', 'bfs', 'astar', 'register_puzzle', 'list_puzzles',
-           'get_puzzle']
+           'read_list', 'int_like', 'answer_region', 'find_moves', 'Puzzle', 'bfs', 'astar', 'register_puzzle',
+           'list_puzzles', 'get_puzzle']
 
 # %% ../../nbs/02_puzzles.ipynb #c7e321ce
 class PuzzleError(AdaptbenchError, ValueError):
@@ -101,7 +101,11 @@ def read_list(text:str, # the text
             cur.append(int(tok) if kind == "num" else tok[1:-1].strip() if kind == "str" else tok)
             expect_item = False
 
-# %% ../../nbs/02_puzzles.ipynb #0a85243b
+# %% ../../nbs/02_puzzles.ipynb #74badfa8
+def int_like(x):
+    "An integer written as a string ('12', '-3') becomes an int; anything else is returned unchanged."
+    return int(x) if isinstance(x, str) and re.fullmatch(r"-?[0-9]+", x.strip()) else x
+
 def answer_region(text:str) -> tuple[int, str]:
     "The part of `text` that may hold the final answer: (offset, reason if there is none)."
     close = text.rfind("</think>")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from .base import Instance, Puzzle, PuzzleError, astar, register_puzzle
+from .base import Instance, Puzzle, PuzzleError, astar, int_like, register_puzzle
 from .hanoi import is_int
 
 # %% auto #0
@@ -88,7 +88,7 @@ class BlocksWorld(Puzzle):
     def normalise(self, moves):
         "Block names are upper-cased and stripped; digit strings become ints; the rest is left for `validate`."
         def norm(x, i):
-            if isinstance(x, str) and x.strip().lstrip("-").isdigit() and i > 0: return int(x)
+            if i > 0: return int_like(x)
             return x.strip().upper() if isinstance(x, str) else x
         return [[norm(x, i) for i, x in enumerate(m)] for m in moves]
 

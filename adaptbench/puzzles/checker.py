@@ -7,7 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/checker.html.md"""
 # %% ../../nbs/02b_checker.ipynb #5e78d671
 from __future__ import annotations
 
-from .base import Instance, Puzzle, register_puzzle
+from .base import Instance, Puzzle, int_like, register_puzzle
 from .hanoi import is_int
 
 # %% auto #0
@@ -73,8 +73,7 @@ class CheckerJumping(Puzzle):
         "Colour names become 'R'/'B', digit strings become ints; anything else is left for `validate`."
         def norm(x, i):
             if i == 0 and isinstance(x, str): return _NAMES.get(x.lower(), x)
-            if isinstance(x, str) and x.lstrip("-").isdigit(): return int(x)
-            return x
+            return int_like(x)
         return [[norm(x, i) for i, x in enumerate(m)] for m in moves]
 
     def rules(self, inst):

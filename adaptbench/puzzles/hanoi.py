@@ -7,7 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/hanoi.html.md"""
 # %% ../../nbs/02a_hanoi.ipynb #8c647655
 from __future__ import annotations
 
-from .base import Instance, Puzzle, register_puzzle
+from .base import Instance, Puzzle, int_like, register_puzzle
 
 # %% auto #0
 __all__ = ['is_int', 'hanoi_moves', 'Hanoi']
@@ -67,7 +67,7 @@ class Hanoi(Puzzle):
 
     def normalise(self, moves):
         "Digit strings ('1') become ints; everything else is left for `validate` to judge."
-        return [[int(x) if isinstance(x, str) and x.lstrip("-").isdigit() else x for x in m] for m in moves]
+        return [[int_like(x) for x in m] for m in moves]
 
     def rules(self, inst):
         return (f"You are solving the Tower of Hanoi with {inst.n} disks, numbered 1 (smallest) to {inst.n} "
