@@ -18,9 +18,9 @@ from typing import Any, Iterable
 from ..core import AdaptbenchError
 
 # %% auto #0
-__all__ = ['STYLES', 'BUILTIN_PUZZLES', 'ALIASES', 'PuzzleError', 'SearchLimitError', 'Instance', 'ParseResult', 'Verdict',
-           'read_list', 'int_like', 'answer_region', 'find_moves', 'Puzzle', 'bfs', 'astar', 'register_puzzle',
-           'list_puzzles', 'get_puzzle']
+__all__ = ['ANSWER_PATTERN', 'STYLES', 'BUILTIN_PUZZLES', 'ALIASES', 'PuzzleError', 'SearchLimitError', 'Instance', 'ParseResult',
+           'Verdict', 'read_list', 'int_like', 'answer_region', 'find_moves', 'Puzzle', 'bfs', 'astar',
+           'register_puzzle', 'list_puzzles', 'get_puzzle']
 
 # %% ../../nbs/02_puzzles.ipynb #c7e321ce
 class PuzzleError(AdaptbenchError, ValueError):
@@ -65,8 +65,9 @@ class Verdict:
     error: str|None              # one sentence saying what went wrong; None when solved
     final_state: Any             # the state after the valid prefix
 
-# %% ../../nbs/02_puzzles.ipynb #3e2cfef4
-_ANCHOR = re.compile(r"moves[\s*`'\"]*(?::=|=|:)\s*", re.IGNORECASE)
+# %% ../../nbs/02_puzzles.ipynb #b3e4fba5
+ANSWER_PATTERN = r"(?i)moves[\s*`'\"]*(?::=|=|:)"   # where a final answer starts (also used to split reasoning from answer)
+_ANCHOR = re.compile(ANSWER_PATTERN + r"\s*")
 _TOKEN = re.compile(r"""\s*(?:(?P<open>[\[(])|(?P<close>[\])])|(?P<comma>,)|(?P<num>[-+]?\d+)(?![\w.])"""
                     r"""|(?P<str>"[^"\n]*"|'[^'\n]*'|“[^”\n]*”|‘[^’\n]*’|`[^`\n]*`)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))""")
 _MAX_DEPTH = 3
