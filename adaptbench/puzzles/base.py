@@ -215,9 +215,9 @@ class Puzzle:
                 return Verdict(False, len(moves), i - 1, i, f"move {i} ({self.describe_move(move)}): {why}", state)
             state = new
         if self.is_goal(inst, state): return Verdict(True, len(moves), len(moves), None, None, state)
+        what = "the answer has no moves" if not moves else f"all {len(moves)} moves are legal but the goal is not reached"
         return Verdict(False, len(moves), len(moves), None,
-                       f"all {len(moves)} moves are legal but the goal is not reached; the final state is "
-                       f"{self.describe_state(inst, state)}", state)
+                       f"{what}; the final state is {self.describe_state(inst, state)}", state)
 
     def solve(self, inst:Instance) -> list|None:
         "An optimal move list (None if the instance has no solution)."
