@@ -58,7 +58,7 @@ def main(argv=None):
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--budget", type=int, default=64)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 16])
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (ignored on GPU)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (ignored on GPU)")
     ap.add_argument("--out", default=str(project_root() / "data" / "bench" / "generation.csv"))
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
