@@ -217,18 +217,25 @@ def test_unknown_puzzle_names_the_known_ones():
 
 # --- Parser fuzzing ----------------------------------------------------------------------------------------------------
 
-FRAGMENTS = ["moves", "moves = ", "moves: ", "Moves=", "=", ":", "[", "]", "[[", "]]", "(", ")", ",", ", ", "'", '"',
+FRAGMENTS = ["AB", "", "a1, A1", "[['A', 0, 1]]", "[['R', 1, 2]]", '[["a1"], "A1"]', "moves", "moves = ", "moves: ", "Moves=", "=", ":", "[", "]", "[[", "]]", "(", ")", ",", ", ", "'", '"',
              "“", "”", "‘", "`", "```", "```python\n", "1", "0", "2", "-3", "99999999999999999999", "1.5", "R", "B",
              "red", "a_1", "A1", "A", " ", "\n", "\t", "<think>", "</think>", "\\", "None", "True", "{", "}", "#",
              "moves = [[1, 0, 2]]", "moves = [", "é", "\x00", "\u200b"]
 
 
+SMALL = {name: get_puzzle(name).instance(2) for name in PUZZLES}
+
+
 def check_parse(text):
+    "Parsing never raises, and whatever it returns can be validated without raising."
     for name in PUZZLES:
-        r = get_puzzle(name).parse(text)
+        P = get_puzzle(name)
+        r = P.parse(text)
         assert isinstance(r, ParseResult)
         if r.ok:
             assert isinstance(r.moves, list) and r.reason == "" and r.start >= 0
+            v = P.validate(SMALL[name], r.moves)
+            assert v.solved or v.error
         else:
             assert r.moves is None and r.reason
 

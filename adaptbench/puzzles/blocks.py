@@ -58,7 +58,7 @@ class BlocksWorld(Puzzle):
                 and is_int(move[2])):
             return state, "a move must be [block, from_stack, to_stack] with a block letter and two integers"
         b, a, c = move
-        blocks = string.ascii_uppercase[:inst.n]
+        blocks = list(string.ascii_uppercase[:inst.n])
         if b not in blocks: return state, f"there is no block {b!r}; blocks are {blocks[0]} to {blocks[-1]}"
         for p in (a, c):
             if not 0 <= p < len(state): return state, f"there is no stack {p}; stacks are 0 to {len(state) - 1}"
