@@ -14,7 +14,7 @@ import torch
 from .kernels.token_stats import token_stats_reference, token_stats_triton, triton
 
 # %% auto #0
-__all__ = ['use_kernels', 'token_stats']
+__all__ = ['use_kernels', 'token_stats', 'confidence_stats']
 
 # %% ../nbs/04_signals.ipynb #27a4ef7e
 def use_kernels(device:torch.device) -> bool:
@@ -30,3 +30,20 @@ def token_stats(logits:torch.Tensor, # (..., V) logits; -inf marks masked column
     z = logits.reshape(-1, logits.shape[-1])                     # (T, V)
     fn = token_stats_triton if use_kernels(z.device) else token_stats_reference
     return {k: v.reshape(lead) for k, v in fn(z).items()}
+
+# %% ../nbs/04_signals.ipynb #1f1b40b6
+from .kernels.confidence import CONFIDENCE_KEYS, check_confidence_inputs, confidence_stats_reference, confidence_stats_triton
+
+def confidence_stats(h:torch.Tensor,   # (..., d) hidden states after the final norm
+                     W:torch.Tensor,   # (V, d) LM head weight
+                     bias:torch.Tensor|None=None, # (V,) optional LM-head bias; -inf masks a column
+                     softcap:float|None=None,     # optional logit soft-cap c: z -> c*tanh(z/c)
+                    ) -> dict[str, torch.Tensor]: # each (...): lse, max_prob, argmax, second_logit, margin, entropy
+    "Per-token confidence of the next-token distribution softmax(h W^T + b), without forming the logits."
+    if not isinstance(h, torch.Tensor) or h.ndim < 1:
+        raise ValueError(f"h must be a tensor of shape (..., d), got {getattr(h, 'shape', type(h).__name__)}")
+    lead = h.shape[:-1]
+    h2 = h.reshape(-1, h.shape[-1])                              # (T, d)
+    check_confidence_inputs(h2, W, bias, softcap)
+    fn = confidence_stats_triton if use_kernels(h2.device) else confidence_stats_reference
+    return {k: v.reshape(lead) for k, v in fn(h2, W, bias, softcap).items()}
