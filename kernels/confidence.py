@@ -17,7 +17,7 @@ except ImportError:  # CPU-only installs without Triton: the reference still wor
 
 # %% auto #0
 __all__ = ['CONFIDENCE_KEYS', 'check_confidence_inputs', 'chunk_partials', 'merge_partials', 'finish_partials',
-           'confidence_stats_reference', 'confidence_stats_triton']
+           'confidence_stats_reference', 'confidence_stats_eager', 'confidence_stats_triton']
 
 # %% ../nbs/kernels/01_confidence.ipynb #0cc07fff
 CONFIDENCE_KEYS = ("lse", "max_prob", "argmax", "second_logit", "margin", "entropy")
@@ -108,7 +108,25 @@ def confidence_stats_reference(h:torch.Tensor,   # (T, d) hidden states (after t
         acc = part if acc is None else merge_partials(acc, part)
     return finish_partials(acc)
 
-# %% ../nbs/kernels/01_confidence.ipynb #09187179
+# %% ../nbs/kernels/01_confidence.ipynb #765df97b
+def confidence_stats_eager(h:torch.Tensor,   # (T, d) hidden states
+                           W:torch.Tensor,   # (V, d) LM head weight
+                           bias:torch.Tensor|None=None, # (V,) optional bias
+                           softcap:float|None=None,     # optional logit soft-cap
+                          ) -> dict[str, torch.Tensor]: # same keys as `confidence_stats_reference`
+    "Naive baseline: materialise the logits, then log-softmax, top-2 and entropy."
+    z = h @ W.T                                                  # (T, V) in the input dtype
+    if bias is not None: z = z + bias
+    z = _softcap(z.float(), softcap)                             # (T, V) fp32
+    logp = torch.log_softmax(z, dim=-1)
+    top = z.topk(min(2, z.shape[-1]), dim=-1).values             # (T, 2)
+    second = top[:, 1] if top.shape[1] > 1 else torch.full_like(top[:, 0], -float("inf"))
+    lse = torch.logsumexp(z, dim=-1)
+    p1, p2 = torch.exp(top[:, 0] - lse), torch.exp(second - lse)
+    return dict(lse=lse, max_prob=p1, argmax=z.argmax(-1), second_logit=second, margin=p1 - p2,
+                entropy=-torch.where(logp > -float("inf"), logp.exp() * logp, 0.).sum(-1))
+
+# %% ../nbs/kernels/01_confidence.ipynb #5cf26be9
 if triton is not None:
     @triton.jit
     def _tanh(x):
@@ -183,7 +201,7 @@ if triton is not None:
         tl.store(p + 3 * stride_pk, t2, mask=row_ok)
         tl.store(I_ptr + pid_s * stride_is + rows, i1, mask=row_ok)
 
-# %% ../nbs/kernels/01_confidence.ipynb #ec32493c
+# %% ../nbs/kernels/01_confidence.ipynb #76bba396
 if triton is not None:
     @triton.jit
     def _confidence_merge_kernel(
@@ -231,7 +249,7 @@ if triton is not None:
         tl.store(MARGIN_ptr + rows, p1 - p2, mask=ok)
         tl.store(H_ptr + rows, tl.where(dead, 0.0, tl.log(d_safe) - s / d_safe), mask=ok)
 
-# %% ../nbs/kernels/01_confidence.ipynb #f61ba3a9
+# %% ../nbs/kernels/01_confidence.ipynb #b02f18cc
 def _n_sms(device:torch.device) -> int:
     "Streaming multiprocessors of a CUDA device (a nominal 32 elsewhere, e.g. the interpreter)."
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 32
