@@ -13,7 +13,8 @@ and which bound applies. One tidy row per (provider, shape) goes to data/bench/c
 On CPU the triton provider is skipped (the interpreter is a test tool, not a backend) and shapes with more than
 --max-cpu-macs multiply-adds are skipped (said in the output and recorded as status=skipped).
 Peak extra memory: CUDA = max_memory_allocated during the call minus memory allocated before it; CPU = peak RSS
-(VmHWM, reset through /proc/self/clear_refs) minus RSS before the call.
+(VmHWM, reset through /proc/self/clear_refs) minus RSS before the call — a lower bound, since the allocator reuses
+pages it already holds (small chunked buffers then show as 0 MB).
 """
 from __future__ import annotations
 
