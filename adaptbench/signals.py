@@ -14,9 +14,10 @@ import torch
 from .kernels.token_stats import token_stats_reference, token_stats_triton, triton
 
 # %% auto #0
-__all__ = ['use_kernels', 'token_stats', 'confidence_stats', 'layer_states', 'hidden_saturation', 'lens_logits',
+__all__ = ['LENS_PROMPTS', 'use_kernels', 'token_stats', 'confidence_stats', 'layer_states', 'hidden_saturation', 'lens_logits',
            'layer_confidence', 'LensError', 'TunedLens', 'kl_to_final', 'fit_tuned_lens', 'tuned_lens_path',
-           'save_tuned_lens', 'load_tuned_lens', 'ExitClassifier', 'calibration_error', 'exit_table', 'plot_exit_table']
+           'save_tuned_lens', 'load_tuned_lens', 'ExitClassifier', 'calibration_error', 'exit_table', 'plot_exit_table',
+           'lens_corpus_path', 'lens_corpus']
 
 # %% ../nbs/04_signals.ipynb #27a4ef7e
 def use_kernels(device:torch.device) -> bool:
@@ -350,3 +351,47 @@ def plot_exit_table(table:pd.DataFrame,  # from `exit_table`
     ax[3].plot([0, 1], [0, 1], color="grey", lw=1, ls="--"); ax[3].set(title=f"reliability of max-prob ({lens})", xlim=(0, 1), ylim=(0, 1))
     fig.tight_layout()
     return fig
+
+# %% ../nbs/04_signals.ipynb #4c675948
+LENS_PROMPTS = [
+    "Explain why the sky is blue.", "Write a short story about a lighthouse keeper.", "What is photosynthesis?",
+    "List five tips for learning a new language.", "How does a bicycle stay upright?", "Describe the water cycle.",
+    "Write a haiku about autumn.", "What causes earthquakes?", "Give me a recipe for pancakes.",
+    "Explain what a black hole is to a child.", "What is 17 times 23? Show your work.", "Write a Python function that reverses a string.",
+    "Why do cats purr?", "Summarise the plot of Romeo and Juliet.", "What are the benefits of regular exercise?",
+    "How do vaccines work?", "Write a polite email asking for a deadline extension.", "What is the difference between weather and climate?",
+    "Describe a busy market in the morning.", "How does the internet work?", "What is a prime number? Give examples.",
+    "Write a limerick about a forgetful robot.", "Why is sleep important?", "Explain how a refrigerator keeps food cold.",
+    "What were the causes of the French Revolution?", "How do bees make honey?", "Give three arguments for public libraries.",
+    "Explain the rules of chess briefly.", "What is machine learning?", "Describe your ideal weekend.",
+    "How do airplanes fly?", "What is the capital of Australia, and why is it not Sydney?", "Write a short poem about the sea.",
+    "How can I save money on groceries?", "Explain recursion with an example.", "What is the greenhouse effect?",
+    # held out (the last 12)
+    "Why do leaves change colour in autumn?", "Write a short story about a dragon who is afraid of fire.",
+    "How does a compass work?", "What is the Pythagorean theorem?", "Give tips for a job interview.",
+    "Explain how rainbows form.", "What is 144 divided by 12? Explain.", "Describe how to plant a tree.",
+    "What is democracy?", "Write a thank-you note to a teacher.", "How do magnets work?", "Why is the ocean salty?",
+]
+
+def lens_corpus_path(lm) -> Path:
+    "The shipped corpus of `lm`'s own generations: data/lens/<model>.jsonl under the project root."
+    from adaptbench.core import project_root
+    return project_root()/"data"/"lens"/f"{re.sub(r'[^A-Za-z0-9._-]+', '_', str(lm.spec))}.jsonl"
+
+def lens_corpus(lm, prompts:list[str]=LENS_PROMPTS, # the model and its prompts
+                max_new_tokens:int=96,  # tokens generated per prompt
+                path=None,              # default: `lens_corpus_path(lm)`; None-like "" to skip writing
+                regenerate:bool=False,  # generate even if the file exists
+               ) -> list[str]:          # one text per prompt: chat prompt + the model's greedy answer
+    "Texts for lens training: the model's own greedy answers to `prompts`, read from (or generated into) a JSONL file."
+    import json
+    from adaptbench.generation import generate_traces
+    from adaptbench.runs import atomic_write_text
+    path = lens_corpus_path(lm) if path is None else (Path(path) if path else None)
+    if path is not None and path.is_file() and not regenerate:
+        return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    traces = generate_traces(lm, prompts, max_new_tokens=max_new_tokens, batch_size=8, temperature=0.0)
+    texts = [t["prompt"] + t["text"] for t in traces]
+    if path is not None:
+        atomic_write_text(path, "".join(json.dumps(dict(prompt=p, text=x)) + "\n" for p, x in zip(prompts, texts)))
+    return texts

@@ -142,7 +142,7 @@ if triton is not None:
         B_ptr,                              # bias (V,), unused unless HAS_BIAS
         P_ptr, stride_pk, stride_ps,        # float partials (4, n_splits, T): max, d, s, runner-up
         I_ptr, stride_is,                   # int32 partial first-argmax (n_splits, T)
-        T, V, D, v_per_split, softcap,
+        T, V, D, v_per_split, softcap, T_BUCKET,   # T_BUCKET: autotuning key only (T rounded up to a power of 2)
         HAS_BIAS: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
         BLOCK_T: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
     ):
@@ -254,43 +254,60 @@ def _n_sms(device:torch.device) -> int:
     "Streaming multiprocessors of a CUDA device (a nominal 32 elsewhere, e.g. the interpreter)."
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 32
 
+_SPLIT_ALIGN = 256    # split widths are multiples of this, so any BLOCK_V ≤ 256 that divides it fits
+_TUNE_SMALL = [(16, 128, 64, 4, 4), (16, 256, 64, 4, 3), (16, 128, 128, 4, 3), (32, 128, 64, 4, 4), (64, 128, 64, 4, 3)]
+_TUNE_LARGE = [(64, 128, 64, 8, 3), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 256, 64, 8, 4),
+               (128, 128, 32, 4, 4), (64, 128, 32, 4, 4)]          # (BLOCK_T, BLOCK_V, BLOCK_D, warps, stages)
+_AUTOTUNE_DO_BENCH = None    # timing function for the autotuner (None: Triton's GPU do_bench; tests swap in a CPU one)
+_tuned = {}
+
+def _autotuned(large:bool):
+    "The autotuned forward kernel for small (decode) or large batches, built once."
+    if large not in _tuned:
+        cfgs = [triton.Config(dict(BLOCK_T=bt, BLOCK_V=bv, BLOCK_D=bd), num_warps=w, num_stages=st)
+                for bt, bv, bd, w, st in (_TUNE_LARGE if large else _TUNE_SMALL)]
+        _tuned[large] = triton.autotune(configs=cfgs, key=["V", "D", "T_BUCKET"], do_bench=_AUTOTUNE_DO_BENCH)(_confidence_fwd_kernel)
+    return _tuned[large]
+
 def confidence_stats_triton(h:torch.Tensor,   # (T, d) hidden states (after the final norm)
                             W:torch.Tensor,   # (V, d) LM head weight
                             bias:torch.Tensor|None=None, # (V,) optional bias; -inf masks a column
                             softcap:float|None=None,     # optional logit soft-cap c: z -> c*tanh(z/c)
                             block_t:int|None=None,   # tokens per program (default 16/32/64 by T)
-                            block_v:int=128,         # vocabulary tile
-                            block_d:int=64,          # hidden-size step of each tl.dot
+                            block_v:int|None=None,   # vocabulary tile (default 128)
+                            block_d:int|None=None,   # hidden-size step of each tl.dot (default 64)
                             n_splits:int|None=None,  # vocabulary splits (default: fill the GPU ~4x)
-                            num_warps:int|None=None, # Triton launch option (default 4, or 8 for 64x128 tiles)
-                            num_stages:int|None=None, # Triton software-pipelining stages (default: Triton's)
+                            autotune:bool|None=None, # default: on CUDA when no tile size is given
+                            num_warps:int|None=None, # Triton launch option without autotuning (default 4, or 8 for 64x128 tiles)
                            ) -> dict[str, torch.Tensor]: # same outputs as `confidence_stats_reference`
     "The fused Triton kernel: per-token lse, max_prob, argmax, second_logit, margin and entropy without [T, V] logits."
     if triton is None: raise RuntimeError("triton is not installed; use confidence_stats_reference")
     T, V, D = check_confidence_inputs(h, W, bias, softcap)
-    f32 = dict(dtype=torch.float32, device=h.device)
     out = {k: torch.empty(T, dtype=torch.int64 if k == "argmax" else torch.float32, device=h.device) for k in CONFIDENCE_KEYS}
     if T == 0: return out
+    if autotune is None: autotune = h.device.type == "cuda" and block_t is None and block_v is None and block_d is None
     block_t = block_t or (16 if T <= 16 else 32 if T <= 32 else 64)
-    block_v = max(16, min(block_v, triton.next_power_of_2(V)))
-    block_d = max(16, min(block_d, triton.next_power_of_2(D)))
-    n_t = triton.cdiv(T, block_t)
+    block_v = max(16, min(block_v or 128, triton.next_power_of_2(V)))
+    block_d = max(16, min(block_d or 64, triton.next_power_of_2(D)))
+    align = _SPLIT_ALIGN if autotune else block_v
+    n_t = triton.cdiv(T, 64 if autotune else block_t)
     n_splits = n_splits or max(1, triton.cdiv(4 * _n_sms(h.device), n_t))
-    n_splits = max(1, min(n_splits, triton.cdiv(V, block_v)))
-    v_per_split = triton.cdiv(triton.cdiv(V, n_splits), block_v) * block_v
+    n_splits = max(1, min(n_splits, triton.cdiv(V, align)))
+    v_per_split = triton.cdiv(triton.cdiv(V, n_splits), align) * align
     n_splits = triton.cdiv(V, v_per_split)
-    part = torch.empty(4, n_splits, T, **f32)                    # max, d, s, runner-up per (split, token)
+    part = torch.empty(4, n_splits, T, dtype=torch.float32, device=h.device)   # max, d, s, runner-up per (split, token)
     part_i = torch.empty(n_splits, T, dtype=torch.int32, device=h.device)
-    b = bias if bias is not None else part                       # dummy pointer when there is no bias
-    kw = {} if num_stages is None else dict(num_stages=num_stages)
-    _confidence_fwd_kernel[(n_t, n_splits)](
-        h, h.stride(0), h.stride(1), W, W.stride(0), W.stride(1), b,
-        part, part.stride(0), part.stride(1), part_i, part_i.stride(0),
-        T, V, D, v_per_split, float(softcap or 1.0),
-        HAS_BIAS=bias is not None, HAS_SOFTCAP=softcap is not None,
-        BLOCK_T=block_t, BLOCK_V=block_v, BLOCK_D=block_d,
-        DOT_PRECISION="ieee" if h.dtype == torch.float32 else "tf32",
-        num_warps=num_warps or (8 if block_t * block_v >= 8192 else 4), **kw)
+    args = (h, h.stride(0), h.stride(1), W, W.stride(0), W.stride(1), bias if bias is not None else part,
+            part, part.stride(0), part.stride(1), part_i, part_i.stride(0),
+            T, V, D, v_per_split, float(softcap or 1.0), triton.next_power_of_2(T))
+    flags = dict(HAS_BIAS=bias is not None, HAS_SOFTCAP=softcap is not None,
+                 DOT_PRECISION="ieee" if h.dtype == torch.float32 else "tf32")
+    if autotune:
+        _autotuned(T > 64)[lambda META: (triton.cdiv(T, META["BLOCK_T"]), n_splits)](*args, **flags)
+    else:
+        _confidence_fwd_kernel[(triton.cdiv(T, block_t), n_splits)](
+            *args, BLOCK_T=block_t, BLOCK_V=block_v, BLOCK_D=block_d,
+            num_warps=num_warps or (8 if block_t * block_v >= 8192 else 4), **flags)
     _confidence_merge_kernel[(triton.cdiv(T, 128),)](
         part, part.stride(0), part.stride(1), part_i, part_i.stride(0), T, n_splits,
         out["lse"], out["max_prob"], out["argmax"], out["second_logit"], out["margin"], out["entropy"], BLOCK_T=128)

@@ -6,9 +6,17 @@ import json, os, sys, warnings
 os.environ["TRITON_INTERPRET"] = "1"
 warnings.filterwarnings("ignore", category=RuntimeWarning)   # 0*(-inf) inside discarded `where` branches
 
+import time
 import torch
 torch.set_num_threads(1)
+import adaptbench.kernels.confidence as conf
 from adaptbench.kernels.confidence import confidence_stats_reference, confidence_stats_triton
+
+def cpu_bench(fn, quantiles=None):
+    "Autotuner timing on the CPU (the interpreter has no CUDA events): one timed call."
+    t = time.perf_counter(); fn(); ms = 1e3 * (time.perf_counter() - t)
+    return [ms] * len(quantiles) if quantiles else ms
+conf._AUTOTUNE_DO_BENCH = cpu_bench
 from adaptbench.kernels.token_stats import token_stats_reference, token_stats_triton
 
 NEG = -float("inf")
@@ -43,7 +51,7 @@ def run(c):
         k, r = token_stats_triton(z, block_v=c.get("block_v", 256)), token_stats_reference(z)
     else:
         h, W, b = confidence_inputs(c)
-        kw = {k: c[k] for k in ("block_t", "block_v", "block_d", "n_splits") if k in c}
+        kw = {k: c[k] for k in ("block_t", "block_v", "block_d", "n_splits", "autotune") if k in c}
         k = confidence_stats_triton(h, W, b, c.get("softcap"), **kw)
         r = confidence_stats_reference(h, W, b, c.get("softcap"))
         z = h @ W.T + (0 if b is None else b)                           # (T, V) reference logits, for near-ties

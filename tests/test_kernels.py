@@ -33,6 +33,8 @@ SPECIAL = {
     "empty_batch": dict(op="confidence", T=0, V=97, D=17),
     "no_bias_one_split": dict(op="confidence", T=37, V=1000, D=64, bias=False, n_splits=1, block_t=16),
     "block_t_64": dict(op="confidence", T=37, V=1000, D=64, block_t=64, block_v=256),
+    "autotuned_small_batch": dict(op="confidence", T=5, V=1000, D=64, autotune=True, mask=[(0, 10)], softcap=20.0),
+    "autotuned_large_batch": dict(op="confidence", T=70, V=700, D=64, autotune=True),
     "token_stats_1x1": dict(op="token_stats", T=1, V=1),
     "token_stats_5x97": dict(op="token_stats", T=5, V=97, block_v=32),
     "token_stats_37x1000": dict(op="token_stats", T=37, V=1000, block_v=256),
