@@ -124,6 +124,7 @@ def main(argv=None):
             W = (torch.randn(V, d, device=dev, generator=g) / d ** 0.5).to(dt)
             for T in TS:
                 h = torch.randn(T, d, device=dev, generator=g).to(dt)
+                torch._dynamo.reset()          # a fresh compile per shape (dynamo's recompile limit is 8)
                 rl = roofline(T, d, V, h.element_size(), fpk, bwk)
                 base = dict(device=tag, dtype=str(dt).replace("torch.", ""), T=T, d=d, V=V, **rl)
                 skip = dev.type != "cuda" and T * V * d > a.max_cpu_macs
