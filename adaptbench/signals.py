@@ -1,4 +1,4 @@
-"""Per-token confidence statistics — max probability, entropy, argmax, log-sum-exp — on the Triton kernel on CUDA and the torch reference elsewhere.
+"""Per-token confidence statistics — from logits or straight from hidden states (fused kernel on CUDA, torch reference elsewhere) — and at every layer: logit lens, tuned lens, saturation, a learned exit classifier and the per-layer exit table.
 
 Docs: https://adaptbench.github.io/adaptbench/signals.html.md"""
 
@@ -340,11 +340,15 @@ def plot_exit_table(table:pd.DataFrame,  # from `exit_table`
     from adaptbench.viz import use_style
     use_style()
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    L = int(table.layer.max())
     per_layer = table.drop_duplicates(["layer", "lens"])
+    early = table[table.layer < L]                               # the last layer agrees with itself: KL 0, ECE trivial
     sns.lineplot(per_layer, x="layer", y="agree", hue="lens", marker="o", ax=ax[0]); ax[0].set(title="exit argmax = final", ylim=(0, 1.02))
-    sns.lineplot(per_layer, x="layer", y="kl", hue="lens", marker="o", ax=ax[1]); ax[1].set(title="KL(final ‖ exit), nats", yscale="log")
-    sns.lineplot(table, x="layer", y="ece", hue="signal", style="lens", ax=ax[2]); ax[2].set(title="calibration error (ECE)")
-    L = int(table.layer.max()); layers = layers or sorted({max(1, L // 4), L // 2, 3 * L // 4, L - 1})
+    sns.lineplot(early.drop_duplicates(["layer", "lens"]), x="layer", y="kl", hue="lens", marker="o", ax=ax[1])
+    ax[1].set(title="KL(final ‖ exit), nats", yscale="log")
+    sns.lineplot(early, x="layer", y="ece", hue="signal", style="lens", ax=ax[2]); ax[2].set(title="calibration error (ECE)")
+    sns.move_legend(ax[2], "upper left", bbox_to_anchor=(1, 1), fontsize="small")
+    layers = layers or sorted({max(1, L // 4), L // 2, 3 * L // 4, L - 1})
     lens = "tuned lens" if (curves.lens == "tuned lens").any() else "logit lens"
     c = curves[(curves.signal == "max_prob") & (curves.lens == lens) & curves.layer.isin(layers)]
     sns.lineplot(c, x="predicted", y="observed", hue="layer", marker="o", palette="viridis", ax=ax[3])
