@@ -120,11 +120,20 @@ def active_fraction(feat:torch.Tensor) -> torch.Tensor:
     return (feat != 0).float().mean(0)
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #d0a57a14
-def _close_pairs(V:torch.Tensor, atol:float, rtol:float) -> torch.Tensor:
-    V = V.double()
-    d = torch.cdist(V[None], V[None], p=float("inf"))[0]                 # (H, H) max-abs differences
+def _close_pairs(V:torch.Tensor, atol:float, rtol:float, n_proj:int=8) -> torch.Tensor:
+    "(H, H) bool: ‖v_i − v_j‖_∞ ≤ atol + rtol·max(‖v_i‖_∞, ‖v_j‖_∞). Random projections prune, exact check confirms."
+    V = V.double(); H = V.shape[0]
     scale = V.abs().amax(1)
-    return d <= atol + rtol * torch.maximum(scale[:, None], scale[None, :])
+    tol = atol + rtol * torch.maximum(scale[:, None], scale[None, :])                 # (H, H)
+    R = torch.randn(V.shape[1], n_proj, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    P = V @ R                                                                          # (H, k)
+    cand = torch.ones(H, H, dtype=torch.bool)
+    for k in range(n_proj):   # |r·(a−b)| ≤ ‖r‖₁‖a−b‖_∞: pairs failing this for any r cannot be close
+        cand &= (P[:, k, None] - P[None, :, k]).abs() <= R[:, k].abs().sum() * tol * (1 + 1e-9) + 1e-12
+    i, j = cand.nonzero(as_tuple=True)
+    ok = (V[i] - V[j]).abs().amax(1) <= tol[i, j]
+    out = torch.zeros(H, H, dtype=torch.bool); out[i[ok], j[ok]] = True
+    return out
 
 def _groups(adj:torch.Tensor) -> np.ndarray:
     "Connected-component labels of a boolean adjacency; singletons get -1, groups 0, 1, ... in order of first unit."
