@@ -239,7 +239,7 @@ def diagnose(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs
         params = [p for p in model.parameters() if p.requires_grad]
         gs = torch.autograd.grad(loss, params, allow_unused=True)
         grads = {id(p): g for p, g in zip(params, gs) if g is not None}
-        whole = dict(loss=float(loss), grad_norm=float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values()))))
+        whole = dict(loss=float(loss.detach()), grad_norm=float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values()))))
     ps = [p.detach() for p in model.parameters()]
     whole["weight_mean_abs"] = float(sum(p.abs().sum() for p in ps) / sum(p.numel() for p in ps))
     lrows, urows = [], []

@@ -110,7 +110,7 @@ def train_stream(model:nn.Module, stream:TaskStream,
             if diag_every and b.step % diag_every == 0: diag(b.step, b.task)
             out = model(b.x)
             loss = task_loss(out, b.y, kind)
-            n = len(b.y); cur["loss"] += float(loss) * n; cur["n"] += n
+            n = len(b.y); cur["loss"] += float(loss.detach()) * n; cur["n"] += n
             if kind == "classification": cur["correct"] += float((out.argmax(1) == b.y).sum())
             total = loss + sum(m.penalty(model) for m in mits)
             opt.zero_grad(set_to_none=True); total.backward(); opt.step()
