@@ -4,6 +4,6 @@
 # Extra arguments override the quick scale, e.g. `tools/main.sh -p model Qwen/Qwen3-1.7B -p native_thinking true`.
 source "$(dirname "$0")/setup.sh"
 start=$(date +%s)
-adaptbench run reasoning_collapse -p model smollm2-135m-instruct -p n_max 6 -p samples 2 -p budget 80 \
+adaptbench run reasoning_collapse -p model smollm2-135m-instruct -p n_max 5 -p samples 2 -p budget 80 \
   -p threads "${ADAPTBENCH_THREADS:-2}" "$@"
 echo "main job wall time: $(( $(date +%s) - start )) s"
