@@ -139,7 +139,7 @@ def fork_probe(lm:LoadedModel, # the model
     pos[:, 0] = pos0
     mask = torch.cat([mask, fmask], 1)
     limit = max(t.max_answer_tokens for t in tasks if t is not None)
-    ids = [[] for _ in range(B)]; logp = torch.zeros(B, dtype=torch.float64)
+    ids, logp = [[] for _ in range(B)], [0.0] * B
     done = torch.tensor([t is None for t in tasks])
     try:
         for _ in range(limit):
@@ -305,7 +305,7 @@ def generate_probed_traces(model:str|LoadedModel="smollm2-135m-instruct", # mode
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     return record_probed_traces(lm, make_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
 
-# %% ../nbs/03b_probes.ipynb #d5dc629c
+# %% ../nbs/03b_probes.ipynb #c9c0a2b9
 def generate_with_policy(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
                          policy:Policy, # the stopping policy
