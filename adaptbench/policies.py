@@ -98,7 +98,7 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
     return ProbedTraces(inst.instance.values, dense(probes.correct.values.astype(bool), fc), signals,
                         dense(probes.tokens.values.astype(float), ft), dense(probes.probe_tokens.values.astype(float), np.zeros(N)),
                         ended, fc, ft, float(inst.budget.max()),
-                        dense(probes.answer.values, np.full(N, None, object)) if "answer" in probes else None)
+                        dense(probes.answer.to_numpy(object), np.full(N, None, object)) if "answer" in probes else None)
 
 def to_tables(tr:ProbedTraces) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The (probes, instances) tables of `tr` — the inverse of `from_tables`."
