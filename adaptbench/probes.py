@@ -305,7 +305,7 @@ def generate_probed_traces(model:str|LoadedModel="smollm2-135m-instruct", # mode
     lm = model if isinstance(model, LoadedModel) else load_model(model)
     return record_probed_traces(lm, make_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
 
-# %% ../nbs/03b_probes.ipynb #c9c0a2b9
+# %% ../nbs/03b_probes.ipynb #e428aef9
 def generate_with_policy(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
                          policy:Policy, # the stopping policy
