@@ -181,12 +181,17 @@ class ProbeCriteria(StoppingCriteria):
         self.alive = torch.ones(B, dtype=torch.bool)
         self.probes = [[] for _ in range(B)]                   # per row: probe records
         self.end = [None] * B                                  # per row: 'final' | 'stop' | 'abandon'
+        self.skipped = [0] * B                                 # per row: probe times skipped (rules reading no probe)
 
     def __call__(self, input_ids, scores, **kwargs):
         t = input_ids.shape[1] - self.P
         last = input_ids[:, -1].cpu()
         eos = torch.isin(last, self.eos) & self.alive
         due = self.alive & ((t % self.interval == 0) | (t >= self.budget) | eos)
+        if self.policy is not None and not self.policy.uses_probes:    # a rule that reads no probe (fixed budget):
+            for r in np.flatnonzero(due.numpy()):                      # probe only where it fires or the trace ends
+                blank = dict(correct=False, confidence=0.0, certaindex=0.0, tokens=t, probe_tokens=0)
+                if not (eos[r] or t >= self.budget or self._decide(blank)): due[r], self.skipped[r] = False, self.skipped[r] + 1
         if due.any():
             mask = torch.cat([self.mask0, torch.ones(len(last), t - 1, dtype=self.mask0.dtype)], 1)
             pos0 = self.mask0.sum(1) + t - 1
@@ -194,7 +199,7 @@ class ProbeCriteria(StoppingCriteria):
                               input_ids[:, -1], eos.to(input_ids.device), self.cue_ids,
                               [task if d else None for task, d in zip(self.tasks, due.tolist())])
             for r in np.flatnonzero(due.numpy()):
-                rec = dict(recs[r], probe=len(self.probes[r]), tokens=t)
+                rec = dict(recs[r], probe=len(self.probes[r]) + self.skipped[r], tokens=t)
                 self.probes[r].append(rec)
                 rec["certaindex"] = float(certaindex(np.array([_keys(self.probes[r])]), self.m)[0, -1])
                 final = bool(eos[r]) or t >= self.budget
