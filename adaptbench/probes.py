@@ -231,6 +231,7 @@ def probe_batch(lm:LoadedModel, # the model
                 config:int=0, # which configuration of `policy`
                ) -> ProbeCriteria:
     "Greedy generation of one batch with probes every `interval` tokens (and a live policy, if given)."
+    if budget < 1 or interval < 1: raise ProbeError(f"budget and interval must be ≥ 1, got {budget}, {interval}")
     texts = [lm.chat_text(t.messages()) for t in tasks]
     enc = lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
     cache = DynamicCache()
@@ -272,7 +273,6 @@ def record_probed_traces(lm:LoadedModel, # the model
                          progress:bool=True, # progress bar
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Probed traces of `tasks` as (probes, instances) tables in the trace-table schema."
-    if budget < 1 or probe_interval < 1: raise ProbeError(f"budget and probe_interval must be ≥ 1, got {budget}, {probe_interval}")
     if not tasks: raise ProbeError("no tasks to probe")
     batches = _batches(tasks, batch_size)
     settings = dict(budget=budget, interval=probe_interval, m=m, batch_size=batch_size, model=lm.spec)
