@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
+import shutil
 import string
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,20 +26,23 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .core import AdaptbenchError, seed_everything
+from .models import load_model
 from .runs import atomic_path, atomic_write_json
 
 # %% auto #0
 __all__ = ['TASK_GENERATORS', 'SYSTEM', 'GENERAL_PROMPTS', 'KNOWN_CANDIDATES', 'METHODS', 'ForgettingError', 'Task', 'make_task',
            'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs', 'sft_loss', 'exact_match', 'next_token_logprobs',
-           'kl_to_base', 'features', 'GeneralProbe', 'check_matrix', 'forgetting_per_task', 'forgetting_metrics',
-           'Method', 'get_method', 'TrainConfig', 'knn_graph', 'fda_loss', 'mmd2', 'knn_graph_distance', 'Learner',
-           'train_task', 'weight_distance', 'measure']
+           'contains_answer', 'greedy_answers', 'answers_correct', 'kl_to_base', 'features', 'GeneralProbe',
+           'check_matrix', 'forgetting_per_task', 'forgetting_metrics', 'Method', 'get_method', 'TrainConfig',
+           'knn_graph', 'fda_loss', 'mmd2', 'knn_graph_distance', 'fresh_model', 'answer_reward', 'group_advantages',
+           'sequence_logprobs', 'policy_gradient_loss', 'k3_kl', 'Learner', 'train_task', 'weight_distance', 'measure',
+           'run_sequence', 'read_sequence', 'accuracy_matrix', 'sequence_metrics']
 
 # %% ../nbs/08_forgetting.ipynb #ab0971dc
 class ForgettingError(AdaptbenchError, ValueError):
     "Bad input to the forgetting module: a malformed task, accuracy matrix or method."
 
-# %% ../nbs/08_forgetting.ipynb #23b57aaa
+# %% ../nbs/08_forgetting.ipynb #ff1193f3
 @dataclass
 class Task:
     "A named task: (prompt, answer) pairs for training and for testing, graded by exact match."
@@ -70,7 +76,7 @@ class Task:
 
     def __repr__(self): return f"Task({self.name!r}, {len(self.train)} train, {len(self.test)} test; e.g. {self.test[0]!r})"
 
-# %% ../nbs/08_forgetting.ipynb #4c3e8c64
+# %% ../nbs/08_forgetting.ipynb #e6266eef
 def _letters(rng, lo=3, hi=5): return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(lo, hi)))
 def _sp(s): return " ".join(s)
 
@@ -114,7 +120,7 @@ def make_tasks(names:list[str]|str, # task names (a list or a comma-separated st
     if len(set(names)) != len(names): raise ForgettingError(f"task names must be distinct, got {names}")
     return [make_task(n, n_train, n_test, seed) for n in names]
 
-# %% ../nbs/08_forgetting.ipynb #cf9389a6
+# %% ../nbs/08_forgetting.ipynb #d8501cda
 SYSTEM = "Answer with the answer only."
 
 def prompt_text(lm, prompt:str) -> str:
@@ -163,7 +169,7 @@ def exact_match(model, lm, pairs:list[tuple[str, str]], # model (possibly a LoRA
         out.append(hit.all(1).numpy())
     return np.concatenate(out)
 
-# %% ../nbs/08_forgetting.ipynb #13bb72ab
+# %% ../nbs/08_forgetting.ipynb #80829246
 GENERAL_PROMPTS = [
     "The capital of France is", "Water boils at a temperature of", "Once upon a time, there was a",
     "The largest planet in the solar system is", "To make a cup of tea, you first", "Photosynthesis is the process",
@@ -184,7 +190,7 @@ KNOWN_CANDIDATES = [(f"What is {a} plus {b}? Reply with the number only.", str(a
     (f"What is the plural of {w}? Reply with one word.", p) for w, p in
     [("cat", "cats"), ("dog", "dogs"), ("box", "boxes"), ("child", "children"), ("mouse", "mice")]]
 
-# %% ../nbs/08_forgetting.ipynb #ec68d7cb
+# %% ../nbs/08_forgetting.ipynb #c80fd0ea
 def _model_inputs(lm, texts):
     return lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
@@ -193,6 +199,27 @@ def next_token_logprobs(model, lm, prompts:list[str]) -> tuple[torch.Tensor, tor
     "Log next-token distributions at every position of `prompts`: ((N, L, V) float32, (N, L) mask)."
     enc = _model_inputs(lm, prompts)
     return model(**enc).logits.float().log_softmax(-1), enc["attention_mask"].bool()
+
+def contains_answer(text:str, reference:str) -> bool:
+    "Does `reference` occur in `text` as a whole word (not inside a longer word or number), ignoring case?"
+    if not reference.strip(): raise ForgettingError("the reference answer is empty; give a non-empty answer")
+    return re.search(rf"(?<!\w){re.escape(reference.strip())}(?!\w)", text, re.IGNORECASE) is not None
+
+@torch.no_grad()
+def greedy_answers(model, lm, prompts:list[str], # task-style prompts (the chat template is applied)
+                   max_new_tokens:int=12, batch_size:int=32) -> list[str]:
+    "Greedy completions of `prompts`, special tokens removed."
+    tok, out = lm.tokenizer, []
+    for i in range(0, len(prompts), batch_size):
+        enc = _model_inputs(lm, [prompt_text(lm, p) for p in prompts[i:i + batch_size]])
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return out
+
+def answers_correct(model, lm, pairs:list[tuple[str, str]], max_new_tokens:int=12) -> np.ndarray:
+    "Per (question, reference): does the greedy answer contain the reference as a word?"
+    return np.array([contains_answer(t, a) for t, (_, a) in zip(greedy_answers(model, lm, [q for q, _ in pairs],
+                                                                                max_new_tokens), pairs)])
 
 def kl_to_base(base_logp:torch.Tensor, logp:torch.Tensor, mask:torch.Tensor) -> float:
     "Mean over masked positions of KL(base ‖ current) = Σ_v p₀ (log p₀ − log p)."
@@ -207,7 +234,7 @@ def features(model, lm, prompts:list[str], grad:bool=False) -> torch.Tensor:
     m = enc["attention_mask"].unsqueeze(-1).float()                                             # (N, L, 1)
     return (h * m).sum(1) / m.sum(1)
 
-# %% ../nbs/08_forgetting.ipynb #947ecc71
+# %% ../nbs/08_forgetting.ipynb #600b81f5
 @dataclass
 class GeneralProbe:
     "The base model's next-token distributions, features and known answers, fixed before any training."
@@ -224,7 +251,7 @@ class GeneralProbe:
              ) -> GeneralProbe:
         "Measure the base model once: its distributions and features, and which candidates it answers right."
         prompts, candidates = prompts or GENERAL_PROMPTS, candidates or KNOWN_CANDIDATES
-        ok = exact_match(model, lm, candidates, end="")
+        ok = answers_correct(model, lm, candidates)
         logp, mask = next_token_logprobs(model, lm, prompts)
         return cls(prompts, [c for c, k in zip(candidates, ok) if k], logp, mask, features(model, lm, prompts),
                    len(candidates))
@@ -232,10 +259,10 @@ class GeneralProbe:
     def measure(self, model, lm) -> dict:
         "KL(base ‖ current) and accuracy on the known set (nan if the base knew none)."
         logp, _ = next_token_logprobs(model, lm, self.prompts)
-        acc = float(exact_match(model, lm, self.known, end="").mean()) if self.known else float("nan")
+        acc = float(answers_correct(model, lm, self.known).mean()) if self.known else float("nan")
         return dict(kl_base=kl_to_base(self.base_logp, logp, self.mask), general_acc=acc)
 
-# %% ../nbs/08_forgetting.ipynb #8c17e78b
+# %% ../nbs/08_forgetting.ipynb #18bd5641
 def check_matrix(R) -> np.ndarray:
     "R as a float array of shape (T+1, T), with a clear error otherwise."
     R = np.asarray(R, dtype=float)
@@ -273,7 +300,7 @@ def forgetting_metrics(R,                    # (T+1, T) accuracy matrix
     if kl_base is not None: d["kl_final"] = float(np.asarray(kl_base, float)[T])
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in d.items()}
 
-# %% ../nbs/08_forgetting.ipynb #c869e89f
+# %% ../nbs/08_forgetting.ipynb #f649ae92
 @dataclass
 class Method:
     "A retention method: switches on the one training loop (all off = naive sequential SFT)."
@@ -326,7 +353,7 @@ class TrainConfig:
     seed: int = 0                  # seed of adapter init, batches and sampling
     eval_batch_size: int = 32      # examples per grading forward pass
 
-# %% ../nbs/08_forgetting.ipynb #8ed43c51
+# %% ../nbs/08_forgetting.ipynb #147f9751
 def knn_graph(feats:torch.Tensor, # (N, d)
               k:int) -> torch.Tensor:
     "(N, k) indices of each point's k nearest neighbours by cosine similarity (itself excluded)."
@@ -360,7 +387,43 @@ def knn_graph_distance(cur:torch.Tensor, base:torch.Tensor, k:int=4) -> float:
     a, b = knn_graph(cur, k), knn_graph(base, k)
     return 1 - float(np.mean([len(set(a[i].tolist()) & set(b[i].tolist())) / k for i in range(len(a))]))
 
-# %% ../nbs/08_forgetting.ipynb #3ba5e689
+# %% ../nbs/08_forgetting.ipynb #e4c50ec5
+def fresh_model(model):
+    "A LoadedModel to train: `load_model(spec)` for a spec, a deep copy for a LoadedModel (left untouched)."
+    import copy
+    return load_model(model) if isinstance(model, str) else copy.deepcopy(model)
+
+def _until_end(ids:list[int], end_id:int) -> list[int]:
+    "Sampled ids cut after the first end token (kept), or all of them if none."
+    return ids[:ids.index(end_id) + 1] if end_id in ids else ids
+
+def answer_reward(tok, ids:list[int], # sampled answer token ids (anything after the first end token is ignored)
+                  answer:str) -> float:
+    "Exact-match reward: 1 if the sample stops with the end token and its text before it is exactly `answer`."
+    ids = _until_end(list(ids), tok.eos_token_id)
+    return float(bool(ids) and ids[-1] == tok.eos_token_id and tok.decode(ids[:-1]) == answer)
+
+def group_advantages(rewards:torch.Tensor) -> torch.Tensor:
+    "(B, K) rewards → (B·K,) advantages r − mean of the prompt's K samples (REINFORCE with a group-mean baseline)."
+    return (rewards - rewards.mean(1, keepdim=True)).reshape(-1)
+
+def sequence_logprobs(model, batch:dict) -> tuple[torch.Tensor, torch.Tensor]:
+    "Per answer token log π(y_t | x, y_<t): ((N, L-1) zero outside the answer, (N, L-1) answer mask)."
+    logits, labels = _shifted(model, batch)
+    mask = labels != -100
+    logp = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return logp * mask, mask
+
+def policy_gradient_loss(logp:torch.Tensor, adv:torch.Tensor) -> torch.Tensor:
+    "−mean_i A_i Σ_t log π(y_it): its gradient is the REINFORCE estimate of −∇ E[reward]."
+    return -(adv.detach() * logp.sum(1)).mean()
+
+def k3_kl(logp:torch.Tensor, base_logp:torch.Tensor, mask:torch.Tensor) -> torch.Tensor:
+    "Schulman's k3 estimator of KL(π ‖ π₀) on sampled tokens: mean of e^d − d − 1, d = log π₀ − log π (≥ 0, 0 iff equal)."
+    d = (base_logp - logp) * mask
+    return ((d.exp() - d - 1) * mask).sum() / mask.sum()
+
+# %% ../nbs/08_forgetting.ipynb #b401fd7a
 class Learner:
     "A model being fine-tuned on a task sequence, with its base, θ₀ and method state."
     def __init__(self, lm, # a LoadedModel (modified in place: adapters are added, or weights trained)
@@ -430,39 +493,64 @@ class Learner:
             self.avg[n] = a + (p.detach() - a) / self.n_avg
             p.copy_(self.avg[n])
 
-    # --- losses ---
-    def rft_loss(self, pairs) -> tuple[torch.Tensor, float]:
-        "REINFORCE with a group-mean baseline on the exact-match reward, plus β·KL(current ‖ base) (k3 estimator)."
+    # --- checkpoints ---
+    def save_state(self, folder:str|Path):
+        "Write the trained tensors (`weights.safetensors`: LoRA adapters or all weights) and the method state."
+        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "weights.safetensors") as tmp:
+            save_file({n: p.detach().contiguous() for n, p in self.params.items()}, str(tmp),
+                      metadata=dict(kind="lora" if self.cfg.lora else "full"))
+        extra = {f"{k}.{n}": t.contiguous() for k, d in (("fisher", self.fisher), ("star", self.star), ("avg", self.avg))
+                 for n, t in d.items()}
+        with atomic_path(folder / "method_state.safetensors") as tmp:
+            save_file(extra, str(tmp), metadata=dict(n_avg=str(self.n_avg)))
+
+    @torch.no_grad()
+    def load_state(self, folder:str|Path):
+        "Restore what `save_state` wrote (same model, method and configuration)."
+        from safetensors import safe_open
+        folder = Path(folder)
+        w = load_file(folder / "weights.safetensors")
+        if set(w) != set(self.params): raise ForgettingError(
+            f"checkpoint {folder} does not match this learner ({len(w)} saved tensors, {len(self.params)} trained); "
+            "was it written with another model or LoRA setting?")
+        for n, p in self.params.items(): p.copy_(w[n])
+        st = load_file(folder / "method_state.safetensors")
+        for k, d in (("fisher", self.fisher), ("star", self.star), ("avg", self.avg)):
+            d.clear(); d.update({n[len(k) + 1:]: t for n, t in st.items() if n.startswith(k + ".")})
+        with safe_open(folder / "method_state.safetensors", "pt") as f: self.n_avg = int(f.metadata()["n_avg"])
+
+    # --- reward-based fine-tuning ---
+    @torch.no_grad()
+    def rollouts(self, pairs) -> tuple[dict, torch.Tensor]:
+        "Sample `rft_samples` answers per prompt; (batch of prompt+sample, (B, K) exact-match rewards)."
         m, tok = self.method, self.lm.tokenizer
         texts = [prompt_text(self.lm, p) for p, _ in pairs]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)             # left padded
         max_new = max(len(tok(a + tok.eos_token, add_special_tokens=False)["input_ids"]) for _, a in pairs) + 2
-        with torch.no_grad():
-            out = self.model.generate(**enc, do_sample=True, temperature=m.rft_temperature, top_k=0, top_p=1.0,
-                                      max_new_tokens=max_new, num_return_sequences=m.rft_samples,
-                                      pad_token_id=tok.pad_token_id)
-        gen = out[:, enc["input_ids"].shape[1]:]                                                  # (B*K, new)
-        rows, rewards = [], []
-        for r, g in enumerate(gen.tolist()):
-            prompt, answer = pairs[r // m.rft_samples]
-            ended = tok.eos_token_id in g
-            g = g[:g.index(tok.eos_token_id) + 1] if ended else g
-            rewards.append(float(ended and tok.decode(g[:-1]) == answer))
-            rows.append((tok(texts[r // m.rft_samples], add_special_tokens=False)["input_ids"], g))
-        rew = torch.tensor(rewards).view(len(pairs), m.rft_samples)
-        adv = (rew - rew.mean(1, keepdim=True)).view(-1)                                          # (B*K,)
-        batch = encode_ids(rows, tok.pad_token_id)
-        logits, labels = _shifted(self.model, batch)
-        mask = labels != -100
-        logp = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-        loss = -(adv * logp.sum(1)).mean()
-        if m.rft_kl > 0:
-            with torch.no_grad(), self.base() as bm:
-                blogits, _ = _shifted(bm, batch)
-                blogp = blogits.float().log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            d = (blogp - logp) * mask
-            loss = loss + m.rft_kl * ((d.exp() - d - 1) * mask).sum() / mask.sum()
-        return loss, float(rew.mean())
+        out = self.model.generate(**enc, do_sample=True, temperature=m.rft_temperature, top_k=0, top_p=1.0,
+                                  max_new_tokens=max_new, num_return_sequences=m.rft_samples,
+                                  pad_token_id=tok.pad_token_id)
+        gen = out[:, enc["input_ids"].shape[1]:].tolist()                                         # (B*K, new)
+        k = m.rft_samples
+        rewards = [answer_reward(tok, g, pairs[r // k][1]) for r, g in enumerate(gen)]
+        rows = [(tok(texts[r // k], add_special_tokens=False)["input_ids"], _until_end(g, tok.eos_token_id))
+                for r, g in enumerate(gen)]
+        return encode_ids(rows, tok.pad_token_id), torch.tensor(rewards).view(len(pairs), k)
+
+    def rft_loss_on(self, batch:dict, rewards:torch.Tensor) -> torch.Tensor:
+        "Policy-gradient loss of given rollouts and (B, K) rewards, plus β·KL to the base (skipped when β = 0)."
+        logp, mask = sequence_logprobs(self.model, batch)
+        loss = policy_gradient_loss(logp, group_advantages(rewards))
+        if self.method.rft_kl > 0:
+            with torch.no_grad(), self.base() as bm: blogp, _ = sequence_logprobs(bm, batch)
+            loss = loss + self.method.rft_kl * k3_kl(logp, blogp, mask)
+        return loss
+
+    def rft_loss(self, pairs) -> tuple[torch.Tensor, float]:
+        "Sample, reward by exact match, and return (policy-gradient loss, mean reward)."
+        batch, rewards = self.rollouts(pairs)
+        return self.rft_loss_on(batch, rewards), float(rewards.mean())
 
     def regulariser(self, probe:GeneralProbe|None=None) -> torch.Tensor:
         "The method's penalty at the current θ (zero at θ₀ and before any task for EWC)."
@@ -476,7 +564,7 @@ class Learner:
             reg = reg + m.fda * fda_loss(cur, probe.base_feats, self.nbrs)
         return reg
 
-# %% ../nbs/08_forgetting.ipynb #78808ef5
+# %% ../nbs/08_forgetting.ipynb #245ca8ad
 def _replay_count(step:int, batch_size:int, ratio:float, spacing:int) -> int:
     "Replayed examples at `step`: every `spacing`-th step gets `spacing` times the per-step share (capped at the batch)."
     if ratio == 0 or step % spacing: return 0
@@ -499,8 +587,8 @@ def train_task(learner:Learner, task:Task,
         else: loss = sft_loss(learner.model, encode_pairs(learner.lm, pairs))
         total = loss + learner.regulariser(probe)
         opt.zero_grad(); total.backward(); opt.step()
-        losses.append(float(loss))
-        if on_step: on_step(step, float(loss))
+        losses.append(loss.item())
+        if on_step: on_step(step, losses[-1])
     if m.ewc: learner.update_fisher(task, rng)
     if m.wise_alpha < 1: learner.interpolate_to_base(m.wise_alpha)
     if m.task_avg: learner.average_tasks()
@@ -529,3 +617,92 @@ def measure(learner:Learner, tasks:list[Task], probe:GeneralProbe) -> dict:
     row.update(weight_l2=weight_distance(learner), feat_mmd=mmd2(probe.base_feats, feats),
                feat_knn=knn_graph_distance(feats, probe.base_feats, k))
     return row
+
+# %% ../nbs/08_forgetting.ipynb #b93c9d74
+def _fingerprint(tasks:list[Task]) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps([[t.name, t.train, t.test] for t in tasks]).encode()).hexdigest()[:16]
+
+def _jsonable(x): return json.loads(json.dumps(x, default=str))
+
+def run_sequence(model,                  # model spec for `load_model`, or a LoadedModel (copied: training changes it)
+                 tasks:list[Task],       # the task sequence, in order
+                 method:Method|str,      # a Method or a key of METHODS
+                 cfg:TrainConfig,        # training configuration (its seed seeds everything)
+                 out_dir:str|Path,       # folder of this sequence's checkpoints and rows
+                 probe:GeneralProbe|None=None, # general probe of the base; default: built here
+                 on_step=None,           # optional callback(task_index, step, loss) (tests use it to interrupt)
+                 keep_all:bool|None=None,# keep every task's checkpoint; default: LoRA yes, full weights only the last
+                 progress:bool=True,
+                ) -> pd.DataFrame:
+    "Train `tasks` in order, measuring a row before training and after each task; resumes from the last finished task."
+    method = get_method(method) if isinstance(method, str) else method
+    if not tasks: raise ForgettingError("give at least one task")
+    if len({t.name for t in tasks}) != len(tasks): raise ForgettingError("task names must be distinct")
+    out = Path(out_dir); rows_dir, ck = out / "rows", out / "checkpoints"
+    keep_all = cfg.lora if keep_all is None else keep_all
+    spec = _jsonable(dict(model=model if isinstance(model, str) else model.spec, tasks=[t.name for t in tasks], data=_fingerprint(tasks),
+                          method=asdict(method), cfg=asdict(cfg)))
+    if (out / "sequence.json").exists():
+        old = json.loads((out / "sequence.json").read_text())
+        if old != spec:
+            diff = sorted(k for k in spec if old.get(k) != spec[k])
+            raise ForgettingError(f"{out} holds a sequence with other settings (differs in {diff}); "
+                                  "use another folder or delete it to start over")
+    else: atomic_write_json(out / "sequence.json", spec)
+
+    lm = fresh_model(model)
+    if probe is None: probe = GeneralProbe.build(lm.model, lm)
+    learner = Learner(lm, cfg, method)
+    if cfg.lora:                                       # θ₀ of the adapters: saved once, reloaded on resume
+        if (ck / "theta0.safetensors").exists():
+            t0 = load_file(ck / "theta0.safetensors")
+            with torch.no_grad():
+                for n, p in learner.params.items(): p.copy_(t0[n]); learner.theta0[n] = t0[n].clone()
+        else:
+            ck.mkdir(parents=True, exist_ok=True)
+            with atomic_path(ck / "theta0.safetensors") as tmp:
+                save_file({n: t.contiguous() for n, t in learner.theta0.items()}, str(tmp))
+    row_path = lambda i: rows_dir / f"row_{i:03d}.json"
+    done = 0
+    while done <= len(tasks) and row_path(done).exists(): done += 1       # rows 0..done-1 are finished
+    if done > 1: learner.load_state(ck / f"task_{done - 1:03d}")
+    if done == 0:
+        t0 = time.time()
+        atomic_write_json(row_path(0), dict(row=0, task="", **measure(learner, tasks, probe),
+                                            train_loss=float("nan"), train_reward=float("nan"),
+                                            seconds=time.time() - t0))
+        done = 1
+    for i in range(done, len(tasks) + 1):
+        t0, task = time.time(), tasks[i - 1]
+        seed_everything(cfg.seed * 1009 + i)                                 # sampling in rft, per task
+        rng = random.Random(f"{cfg.seed}-{i}-{task.name}")                   # batches, replay, Fisher examples
+        pool = [p for t in tasks[:i - 1] for p in t.train]
+        step_cb = (lambda s, l, i=i: on_step(i, s, l)) if on_step else None
+        stats = train_task(learner, task, pool, probe, rng, on_step=step_cb, progress=progress)
+        learner.save_state(ck / f"task_{i:03d}")
+        row = dict(row=i, task=task.name, **measure(learner, tasks, probe), **stats, seconds=time.time() - t0)
+        atomic_write_json(row_path(i), row)
+        if not keep_all and i > 1: shutil.rmtree(ck / f"task_{i - 1:03d}", ignore_errors=True)
+    return read_sequence(out)
+
+def read_sequence(out_dir:str|Path) -> pd.DataFrame:
+    "The rows written so far by `run_sequence` (one per finished task, row 0 first), with method and seed."
+    out = Path(out_dir)
+    if not (out / "sequence.json").exists(): raise ForgettingError(f"{out} holds no sequence (no sequence.json)")
+    spec = json.loads((out / "sequence.json").read_text())
+    rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("row_*.json"))]
+    df = pd.DataFrame(rows)
+    return df.assign(method=spec["method"]["name"], seed=spec["cfg"]["seed"], lora=spec["cfg"]["lora"])
+
+def accuracy_matrix(rows:pd.DataFrame, # rows of one sequence (from `run_sequence`)
+                    tasks:list[str]|None=None) -> np.ndarray:
+    "R[i, j] from a sequence's rows: row i, column `acc:<task j>`; tasks default to the order they were trained."
+    rows = rows.sort_values("row")
+    tasks = tasks or [t for t in rows.task if t]
+    return check_matrix(rows[[f"acc:{t}" for t in tasks]].to_numpy())
+
+def sequence_metrics(rows:pd.DataFrame) -> dict:
+    "`forgetting_metrics` of one finished sequence, with its general-probe columns."
+    rows = rows.sort_values("row")
+    return forgetting_metrics(accuracy_matrix(rows), rows.general_acc.to_numpy(), rows.kl_base.to_numpy())
