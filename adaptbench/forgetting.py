@@ -244,22 +244,24 @@ class GeneralProbe:
     mask: torch.Tensor            # (N, L) valid positions
     base_feats: torch.Tensor      # (N, d) base features on `prompts`
     n_candidates: int = 0         # how many candidate questions were checked
+    max_new_tokens: int = 12      # greedy tokens generated per known-answer question
 
     @classmethod
     def build(cls, model, lm, prompts:list[str]|None=None, # default GENERAL_PROMPTS
               candidates:list[tuple[str, str]]|None=None,   # default KNOWN_CANDIDATES; kept where the base is right
+              max_new_tokens:int=12,                         # greedy tokens per question (the answer must be in them)
              ) -> GeneralProbe:
         "Measure the base model once: its distributions and features, and which candidates it answers right."
         prompts, candidates = prompts or GENERAL_PROMPTS, candidates or KNOWN_CANDIDATES
-        ok = answers_correct(model, lm, candidates)
+        ok = answers_correct(model, lm, candidates, max_new_tokens)
         logp, mask = next_token_logprobs(model, lm, prompts)
         return cls(prompts, [c for c, k in zip(candidates, ok) if k], logp, mask, features(model, lm, prompts),
-                   len(candidates))
+                   len(candidates), max_new_tokens)
 
     def measure(self, model, lm) -> dict:
         "KL(base ‖ current) and accuracy on the known set (nan if the base knew none)."
         logp, _ = next_token_logprobs(model, lm, self.prompts)
-        acc = float(answers_correct(model, lm, self.known).mean()) if self.known else float("nan")
+        acc = float(answers_correct(model, lm, self.known, self.max_new_tokens).mean()) if self.known else float("nan")
         return dict(kl_base=kl_to_base(self.base_logp, logp, self.mask), general_acc=acc)
 
 # %% ../nbs/08_forgetting.ipynb #18bd5641
