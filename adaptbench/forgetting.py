@@ -635,6 +635,7 @@ def run_sequence(model,                  # model spec for `load_model`, or a Loa
                  probe:GeneralProbe|None=None, # general probe of the base; default: built here
                  on_step=None,           # optional callback(task_index, step, loss) (tests use it to interrupt)
                  keep_all:bool|None=None,# keep every task's checkpoint; default: LoRA yes, full weights only the last
+                 row0:dict|None=None,    # row 0 measured by another sequence on the same base, tasks and probe
                  progress:bool=True,
                 ) -> pd.DataFrame:
     "Train `tasks` in order, measuring a row before training and after each task; resumes from the last finished task."
@@ -671,9 +672,11 @@ def run_sequence(model,                  # model spec for `load_model`, or a Loa
     if done > 1: learner.load_state(ck / f"task_{done - 1:03d}")
     if done == 0:
         t0 = time.time()
-        atomic_write_json(row_path(0), dict(row=0, task="", **measure(learner, tasks, probe),
-                                            train_loss=float("nan"), train_reward=float("nan"),
-                                            seconds=time.time() - t0))
+        if row0 is None: row0 = dict(row=0, task="", **measure(learner, tasks, probe), train_loss=float("nan"),
+                                     train_reward=float("nan"), seconds=time.time() - t0)
+        elif missing := [t.name for t in tasks if f"acc:{t.name}" not in row0]:
+            raise ForgettingError(f"row0 lacks the accuracy of tasks {missing}; measure it on the same tasks")
+        atomic_write_json(row_path(0), _jsonable({k: row0[k] for k in row0 if k not in ("method", "seed", "lora")}))
         done = 1
     for i in range(done, len(tasks) + 1):
         t0, task = time.time(), tasks[i - 1]
