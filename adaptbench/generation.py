@@ -7,6 +7,11 @@ Docs: https://adaptbench.github.io/adaptbench/generation.html.md"""
 # %% ../nbs/03_generation.ipynb #79544cc4
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -14,7 +19,7 @@ from .models import LoadedModel
 from .signals import token_stats
 
 # %% auto #0
-__all__ = ['generate_traces']
+__all__ = ['THINK_OPEN', 'THINK_CLOSE', 'split_reasoning', 'token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
 
 # %% ../nbs/03_generation.ipynb #86a10f8f
 def _eos_ids(lm:LoadedModel) -> set[int]:
@@ -23,7 +28,42 @@ def _eos_ids(lm:LoadedModel) -> set[int]:
     if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
     return ids
 
-# %% ../nbs/03_generation.ipynb #d2613484
+# %% ../nbs/03_generation.ipynb #bc7ad9f8
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+def split_reasoning(text:str,                 # the generated text
+                    answer_pattern:str|None=None, # regex whose last match starts the final answer (untagged models)
+                    opened:bool=False,        # the prompt already opened a <think> segment
+                   ) -> tuple[str, str, int]:
+    "(thinking, answer, offset of the answer in `text`)."
+    close = text.rfind(THINK_CLOSE)
+    if close >= 0:
+        o = text.find(THINK_OPEN)
+        start = o + len(THINK_OPEN) if 0 <= o < close else 0
+        return text[start:close], text[close + len(THINK_CLOSE):], close + len(THINK_CLOSE)
+    o = text.find(THINK_OPEN)
+    if opened or o >= 0: return text[o + len(THINK_OPEN) if o >= 0 else 0:], "", len(text)
+    if answer_pattern is None: return "", text, 0
+    starts = [m.start() for m in re.finditer(answer_pattern, text)]
+    if not starts: return text, "", len(text)
+    return text[:starts[-1]], text[starts[-1]:], starts[-1]
+
+def token_split(tokenizer, ids:list[int], offset:int) -> int:
+    "Smallest k such that the decoded text of `ids[:k]` has at least `offset` characters."
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(tokenizer.decode(ids[:mid], skip_special_tokens=True)) >= offset: hi = mid
+        else: lo = mid + 1
+    return lo
+
+# %% ../nbs/03_generation.ipynb #6653304e
+def _chat_text(lm:LoadedModel, prompt, chat_kwargs:dict|None) -> str:
+    if not chat_kwargs or not getattr(lm.tokenizer, "chat_template", None): return lm.chat_text(prompt)
+    msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return lm.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **chat_kwargs)
+
+# %% ../nbs/03_generation.ipynb #203b12fc
 @torch.no_grad()
 def generate_traces(lm:LoadedModel,  # the model
                     prompts:list,    # chat messages (list of dicts) or plain user strings, one per trace
@@ -32,12 +72,14 @@ def generate_traces(lm:LoadedModel,  # the model
                     temperature:float=0.0, # 0 = greedy
                     seed:int=0,       # sampling seed (per batch: seed + batch index)
                     progress:bool=True, # show a progress bar
+                    answer_pattern:str|None=None, # regex whose last match starts the final answer (see `split_reasoning`)
+                    chat_kwargs:dict|None=None, # extra arguments of the chat template, e.g. dict(enable_thinking=False)
                    ) -> list[dict]:
-    "Generate for each prompt and record its trace (tokens, text, truncation, per-token max-prob and entropy)."
+    "Generate for each prompt and record its trace (tokens, text, reasoning/answer split, truncation, per-token max-prob and entropy)."
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     if batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     tok, eos = lm.tokenizer, _eos_ids(lm)
-    texts = [lm.chat_text(p) for p in prompts]
+    texts = [_chat_text(lm, p, chat_kwargs) for p in prompts]
     traces = []
     bar = tqdm(total=len(texts), desc="generating", disable=not progress)
     for b, i in enumerate(range(0, len(texts), batch_size)):
@@ -52,9 +94,44 @@ def generate_traces(lm:LoadedModel,  # the model
             ids = new[r].tolist()
             stop = next((k for k, t in enumerate(ids) if t in eos), None)
             n = len(ids) if stop is None else stop + 1                   # keep the EOS token in the count
-            traces.append(dict(prompt=texts[i + r], tokens=ids[:n], n_tokens=n, truncated=stop is None,
-                               text=tok.decode(ids[:n], skip_special_tokens=True),
+            text = tok.decode(ids[:n], skip_special_tokens=True)
+            thinking, answer, at = split_reasoning(text, answer_pattern, opened=texts[i + r].rstrip().endswith(THINK_OPEN))
+            k = token_split(tok, ids[:n], at) if 0 < at < len(text) else (0 if at == 0 else n)
+            traces.append(dict(prompt=texts[i + r], tokens=ids[:n], n_tokens=n, truncated=stop is None, text=text,
+                               thinking=thinking, answer=answer, n_thinking_tokens=k, n_answer_tokens=n - k,
                                max_prob=stats["max_prob"][r, :n].tolist(), entropy=stats["entropy"][r, :n].tolist()))
         bar.update(new.shape[0])
     bar.close()
     return traces
+
+# %% ../nbs/03_generation.ipynb #201a9fe6
+def chunk_key(lm:LoadedModel, prompts:list, keys:list[dict], settings:dict) -> str:
+    "Hash of what determines a chunk's traces."
+    blob = json.dumps(dict(model=lm.spec, settings=settings, prompts=prompts, keys=keys), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+def generate_to_run(lm:LoadedModel,   # the model
+                    prompts:list,     # chat messages or user strings, one per trace
+                    run,              # an `adaptbench.runs.Run` (anything with has_table/read_table/write_table)
+                    keys:list[dict]|None=None, # per prompt, columns that identify its row (puzzle, n, mode, sample ...)
+                    table:str="traces", # chunk tables go under tables/<table>_chunks/
+                    chunk_size:int=32, # prompts per chunk (the unit of resumption)
+                    progress:bool=True, # progress bar over prompts
+                    **settings,       # generate_traces arguments: max_new_tokens, batch_size, temperature, seed, ...
+                   ) -> pd.DataFrame:
+    "Traces of `prompts` as one DataFrame (keys + trace columns), generated chunk by chunk; written chunks are reused."
+    keys = keys if keys is not None else [{} for _ in prompts]
+    if len(keys) != len(prompts): raise ValueError(f"got {len(keys)} keys for {len(prompts)} prompts; give one per prompt")
+    if chunk_size < 1: raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    seed = settings.pop("seed", 0)
+    frames, bar = [], tqdm(total=len(prompts), desc="generating", disable=not progress)
+    for c, i in enumerate(range(0, len(prompts), chunk_size)):
+        ps, ks = prompts[i:i + chunk_size], keys[i:i + chunk_size]
+        name = f"{table}_chunks/{c:05d}-{chunk_key(lm, ps, ks, dict(settings, seed=seed))}"
+        if not run.has_table(name):
+            traces = generate_traces(lm, ps, seed=seed + 1009 * c, progress=False, **settings)
+            run.write_table(pd.DataFrame([dict(k, **t) for k, t in zip(ks, traces)]), name)
+        frames.append(run.read_table(name))
+        bar.update(len(ps))
+    bar.close()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

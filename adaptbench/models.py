@@ -154,8 +154,10 @@ def _save_dequantised(model, tok, dest:Path):
         tok.save_pretrained(tmp)
         model.hf_quantizer = hq
         if quant is not None: model.config.quantization_config = quant
-        os.replace(tmp, dest)
-    except FileExistsError: shutil.rmtree(tmp, ignore_errors=True)  # another process finished first
+        try: os.replace(tmp, dest)
+        except OSError:                          # another process finished first (ENOTEMPTY / EEXIST)
+            if not (dest/"config.json").is_file(): raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
 

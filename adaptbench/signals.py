@@ -1,4 +1,4 @@
-"""Per-token confidence statistics — max probability, entropy, argmax, log-sum-exp — on the Triton kernel on CUDA and the torch reference elsewhere.
+"""Per-token confidence statistics — from logits or straight from hidden states (fused kernel on CUDA, torch reference elsewhere) — and at every layer: logit lens, tuned lens, saturation, a learned exit classifier and the per-layer exit table.
 
 Docs: https://adaptbench.github.io/adaptbench/signals.html.md"""
 
@@ -14,7 +14,10 @@ import torch
 from .kernels.token_stats import token_stats_reference, token_stats_triton, triton
 
 # %% auto #0
-__all__ = ['use_kernels', 'token_stats']
+__all__ = ['LENS_PROMPTS', 'use_kernels', 'token_stats', 'confidence_stats', 'layer_states', 'hidden_saturation', 'lens_logits',
+           'layer_confidence', 'LensError', 'TunedLens', 'kl_to_final', 'fit_tuned_lens', 'tuned_lens_path',
+           'save_tuned_lens', 'load_tuned_lens', 'ExitClassifier', 'calibration_error', 'exit_table', 'plot_exit_table',
+           'lens_corpus_path', 'lens_corpus']
 
 # %% ../nbs/04_signals.ipynb #27a4ef7e
 def use_kernels(device:torch.device) -> bool:
@@ -30,3 +33,369 @@ def token_stats(logits:torch.Tensor, # (..., V) logits; -inf marks masked column
     z = logits.reshape(-1, logits.shape[-1])                     # (T, V)
     fn = token_stats_triton if use_kernels(z.device) else token_stats_reference
     return {k: v.reshape(lead) for k, v in fn(z).items()}
+
+# %% ../nbs/04_signals.ipynb #1f1b40b6
+from .kernels.confidence import CONFIDENCE_KEYS, check_confidence_inputs, confidence_stats_reference, confidence_stats_triton
+
+def confidence_stats(h:torch.Tensor,   # (..., d) hidden states after the final norm
+                     W:torch.Tensor,   # (V, d) LM head weight
+                     bias:torch.Tensor|None=None, # (V,) optional LM-head bias; -inf masks a column
+                     softcap:float|None=None,     # optional logit soft-cap c: z -> c*tanh(z/c)
+                    ) -> dict[str, torch.Tensor]: # each (...): lse, max_prob, argmax, second_logit, margin, entropy
+    "Per-token confidence of the next-token distribution softmax(h W^T + b), without forming the logits."
+    if not isinstance(h, torch.Tensor) or h.ndim < 1:
+        raise ValueError(f"h must be a tensor of shape (..., d), got {getattr(h, 'shape', type(h).__name__)}")
+    lead = h.shape[:-1]
+    h2 = h.reshape(-1, h.shape[-1])                              # (T, d)
+    check_confidence_inputs(h2, W, bias, softcap)
+    fn = confidence_stats_triton if use_kernels(h2.device) else confidence_stats_reference
+    return {k: v.reshape(lead) for k, v in fn(h2, W, bias, softcap).items()}
+
+# %% ../nbs/04_signals.ipynb #1a114305
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .core import AdaptbenchError, get_setting
+
+# %% ../nbs/04_signals.ipynb #07ef673b
+@torch.no_grad()
+def layer_states(lm,                   # a `LoadedModel`
+                 texts:list[str]|str,  # texts to run (teacher-forced, no generation)
+                 batch_size:int=4,     # texts per forward pass
+                 max_length:int=512,   # tokens per text (longer texts are truncated)
+                 progress:bool=False,  # show a progress bar
+                ) -> torch.Tensor:     # (L+1, N, d) float32 on CPU, N = real tokens over all texts
+    "Residual-stream state of every real token at the embedding output and after each decoder block."
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts: raise ValueError("texts is empty: pass at least one string")
+    caught = []
+    def keep(mod, args, out): caught.append(out[0] if isinstance(out, tuple) else out)
+    mods = [lm.model.get_input_embeddings(), *lm.layers]
+    hooks = [m.register_forward_hook(keep) for m in mods]
+    chunks = []
+    try:
+        for i in tqdm(range(0, len(texts), batch_size), desc="layer states", disable=not progress):
+            enc = lm.tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True,
+                               max_length=max_length, add_special_tokens=False).to(lm.device)
+            caught.clear()
+            lm.model(**enc)
+            mask = enc["attention_mask"].bool()                          # (B, S)
+            chunks.append(torch.stack([c[mask] for c in caught]).float().cpu())   # (L+1, n, d)
+    finally:
+        for hk in hooks: hk.remove()
+    return torch.cat(chunks, dim=1)
+
+def hidden_saturation(states:torch.Tensor, # (L+1, N, d) from `layer_states`
+                     ) -> torch.Tensor:    # (L, N): row l-1 is cos(h_l, h_{l-1}) for layer l = 1..L
+    "CALM's hidden-state saturation: cosine between consecutive layers' states."
+    return F.cosine_similarity(states[1:], states[:-1], dim=-1)
+
+# %% ../nbs/04_signals.ipynb #a00dc0a2
+def _head(lm):
+    "(W, bias, softcap) of the model's LM head."
+    return lm.lm_head.weight, lm.lm_head.bias, getattr(lm.model.config, "final_logit_softcapping", None)
+
+def lens_logits(lm,                # a `LoadedModel`
+                h:torch.Tensor,    # (..., d) residual-stream state of `layer`
+                layer:int|None=None, # its layer index (needed with a lens)
+                lens=None,         # optional `TunedLens` translating h before the final norm
+               ) -> torch.Tensor:  # (..., V) float32 logits
+    "Next-token logits read from any layer: (translator,) final norm, LM head, soft-cap (the logit lens)."
+    if lens is not None: h = lens(h.to(lens.A.dtype), layer)
+    W, b, cap = _head(lm)
+    hn = lm.final_norm(h.to(W.dtype))
+    z = F.linear(hn, W, b).float()
+    return cap * torch.tanh(z / cap) if cap else z
+
+@torch.no_grad()
+def layer_confidence(lm,               # a `LoadedModel`
+                     h:torch.Tensor,   # (..., d) residual-stream state of `layer`
+                     layer:int|None=None, # its layer index (needed with a lens)
+                     lens=None,        # optional `TunedLens`
+                    ) -> dict[str, torch.Tensor]: # each (...): lse, max_prob, argmax, second_logit, margin, entropy
+    "Confidence of the exit at `layer` without forming its logits (`confidence_stats` on the normed state)."
+    if lens is not None: h = lens(h.to(lens.A.dtype), layer)
+    W, b, cap = _head(lm)
+    return confidence_stats(lm.final_norm(h.to(W.device, W.dtype)), W, b, cap)
+
+# %% ../nbs/04_signals.ipynb #a8b07861
+class LensError(AdaptbenchError, ValueError):
+    "A tuned lens does not fit the model it is used with, or its file is missing or malformed."
+
+class TunedLens(nn.Module):
+    "One affine translator per layer, h -> h + A_l h + b_l, applied before the final norm and LM head."
+    def __init__(self, n_layers:int, # decoder blocks L (translators for states 0..L; the L-th stays identity)
+                 d:int,              # hidden size
+                ):
+        super().__init__()
+        self.A = nn.Parameter(torch.zeros(n_layers + 1, d, d))          # (L+1, d, d)
+        self.b = nn.Parameter(torch.zeros(n_layers + 1, d))             # (L+1, d)
+
+    @property
+    def n_layers(self) -> int: return self.A.shape[0] - 1
+
+    def forward(self, h:torch.Tensor, # (..., d) state of `layer`
+                layer:int,            # 0 (embeddings) .. L
+               ) -> torch.Tensor:     # (..., d)
+        if not 0 <= layer <= self.n_layers: raise LensError(f"layer {layer} outside 0..{self.n_layers} of this lens")
+        return h + h @ self.A[layer].T + self.b[layer]
+
+# %% ../nbs/04_signals.ipynb #04c11773
+def _ridge_init(lens:TunedLens, states:torch.Tensor, ridge:float):
+    "Closed-form translators: least squares of h_L - h_l on [h_l, 1], ridge scaled by the mean feature energy."
+    L, N, d = states.shape[0] - 1, states.shape[1], states.shape[2]
+    target = states[-1].double()
+    for l in range(L):
+        X = torch.cat([states[l].double(), torch.ones(N, 1, dtype=torch.float64)], 1)   # (N, d+1)
+        G = X.T @ X
+        G += ridge * G.diagonal().mean() * torch.eye(d + 1, dtype=torch.float64)
+        B = torch.linalg.solve(G, X.T @ (target - states[l].double()))              # (d+1, d)
+        with torch.no_grad():
+            lens.A[l] = B[:d].T.float(); lens.b[l] = B[d].float()
+
+def kl_to_final(logp_final:torch.Tensor, # (..., V) final-layer log-probabilities
+                logp:torch.Tensor,       # (..., V) exit log-probabilities
+               ) -> torch.Tensor:        # (...) KL(p_final || p_exit) in nats
+    "KL divergence from the final distribution to an exit's, per token."
+    return F.kl_div(logp, logp_final, log_target=True, reduction="none").sum(-1)
+
+def fit_tuned_lens(lm,                    # a `LoadedModel`
+                   states:torch.Tensor,   # (L+1, N, d) training states from `layer_states`
+                   ridge:float=1e-3,      # ridge strength, relative to the mean feature energy
+                   kl_steps:int=0,        # Adam steps on the KL objective after the closed-form start
+                   batch_tokens:int=32,   # tokens per KL step
+                   lr:float=1e-4,         # Adam learning rate
+                   seed:int=0,            # token-sampling seed
+                   progress:bool=True,    # progress bar over KL steps
+                  ) -> TunedLens:
+    "Fit a tuned lens: ridge translators to the final state, then `kl_steps` steps minimising KL to the final distribution."
+    if states.ndim != 3 or states.shape[0] != lm.n_layers + 1 or states.shape[2] != lm.hidden_size:
+        raise LensError(f"states must be (L+1, N, d) = ({lm.n_layers + 1}, N, {lm.hidden_size}) for this model, "
+                        f"got {tuple(states.shape)}")
+    lens = TunedLens(lm.n_layers, lm.hidden_size)
+    _ridge_init(lens, states, ridge)
+    if kl_steps <= 0: return lens
+    grads = [p.requires_grad for p in lm.model.parameters()]
+    for p in lm.model.parameters(): p.requires_grad_(False)      # train the lens only
+    opt, g = torch.optim.Adam(lens.parameters(), lr=lr), torch.Generator().manual_seed(seed)
+    try:
+        for _ in tqdm(range(kl_steps), desc="tuned lens (KL)", disable=not progress):
+            idx = torch.randint(states.shape[1], (batch_tokens,), generator=g)
+            with torch.no_grad(): logp_final = lens_logits(lm, states[-1, idx]).log_softmax(-1)   # (B, V)
+            opt.zero_grad()
+            for l in range(lm.n_layers):      # one backward per layer keeps one (B, V) graph alive at a time
+                q = lens_logits(lm, states[l, idx], l, lens).log_softmax(-1)
+                (kl_to_final(logp_final, q).mean() / lm.n_layers).backward()
+            opt.step()
+    finally:
+        for p, r in zip(lm.model.parameters(), grads): p.requires_grad_(r)
+    return lens
+
+# %% ../nbs/04_signals.ipynb #e2dc457c
+def tuned_lens_path(lm,              # a `LoadedModel`
+                    cache_dir=None,  # default: the `cache_dir` setting
+                   ) -> Path:
+    "Where the tuned lens of `lm` is stored: keyed by model spec, layer count and hidden size."
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", str(lm.spec)).strip("_")
+    return Path(get_setting("cache_dir", cache_dir)).expanduser()/"lens"/f"{key}-L{lm.n_layers}-d{lm.hidden_size}.safetensors"
+
+def save_tuned_lens(lens:TunedLens, lm, # the lens and the model it was fitted to
+                    path=None,          # default: `tuned_lens_path(lm)`
+                   ) -> Path:
+    "Save `lens` atomically as safetensors, with the model spec in its metadata."
+    from safetensors.torch import save_file
+    from adaptbench.runs import atomic_path
+    path = Path(path) if path else tuned_lens_path(lm)
+    with atomic_path(path) as tmp:
+        save_file({"A": lens.A.detach().contiguous(), "b": lens.b.detach().contiguous()}, str(tmp),
+                  metadata={"model": str(lm.spec), "n_layers": str(lm.n_layers), "hidden_size": str(lm.hidden_size)})
+    return path
+
+def load_tuned_lens(lm,           # the `LoadedModel` the lens belongs to
+                    path=None,    # default: `tuned_lens_path(lm)`
+                    missing_ok:bool=False, # return None instead of raising when there is no file
+                   ) -> TunedLens|None:
+    "Load the tuned lens of `lm` (safetensors), checking that it fits the model."
+    from safetensors.torch import load_file
+    path = Path(path) if path else tuned_lens_path(lm)
+    if not path.is_file():
+        if missing_ok: return None
+        raise LensError(f"no tuned lens for {lm.spec!r} at {path}; fit one with fit_tuned_lens and save_tuned_lens")
+    t = load_file(str(path))
+    if set(t) != {"A", "b"} or t["A"].shape != (lm.n_layers + 1, lm.hidden_size, lm.hidden_size):
+        raise LensError(f"{path} holds {{{', '.join(f'{k}: {tuple(v.shape)}' for k, v in t.items())}}}, not a lens for "
+                        f"{lm.spec!r} (A must be ({lm.n_layers + 1}, {lm.hidden_size}, {lm.hidden_size}))")
+    lens = TunedLens(lm.n_layers, lm.hidden_size)
+    with torch.no_grad(): lens.A.copy_(t["A"]); lens.b.copy_(t["b"])
+    return lens.to(lm.device)
+
+# %% ../nbs/04_signals.ipynb #ae6cce47
+class ExitClassifier:
+    "Per layer, P(exit argmax == final argmax) from the normed hidden state and its saturation (CALM's learned exit)."
+    def __init__(self, lens:TunedLens|None=None, # the lens whose exits it judges (None: the logit lens)
+                 C:float=0.05,                   # inverse L2 strength of the logistic regressions
+                 max_iter:int=500):              # solver iterations
+        self.lens, self.C, self.max_iter, self.models = lens, C, max_iter, {}
+
+    def features(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N, d+1)
+        with torch.no_grad(): hn = lm.final_norm(states[layer].to(lm.dtype)).float().cpu()
+        sat = F.cosine_similarity(states[layer], states[layer - 1], dim=-1)[:, None]
+        return torch.cat([hn, sat], 1).numpy()
+
+    def labels(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N,) bool
+        final = layer_confidence(lm, states[-1])["argmax"]
+        return (layer_confidence(lm, states[layer], layer, self.lens)["argmax"] == final).cpu().numpy()
+
+    def fit(self, lm, states:torch.Tensor, progress:bool=False) -> "ExitClassifier":
+        "Fit one classifier per layer 1..L-1 on `states` (L+1, N, d)."
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        for l in tqdm(range(1, lm.n_layers), desc="exit classifiers", disable=not progress):
+            y = self.labels(lm, states, l)
+            if y.all() or not y.any(): self.models[l] = float(y.mean()); continue   # one class: a constant
+            m = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
+            self.models[l] = m.fit(self.features(lm, states, l), y)
+        return self
+
+    def predict_proba(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N,)
+        "P(exit argmax at `layer` == final argmax) for each token; 1 at the last layer."
+        if layer == lm.n_layers: return np.ones(states.shape[1])
+        if layer not in self.models: raise LensError(f"no exit classifier for layer {layer}; fit() covers 1..{lm.n_layers - 1}")
+        m = self.models[layer]
+        return np.full(states.shape[1], m) if isinstance(m, float) else m.predict_proba(self.features(lm, states, layer))[:, 1]
+
+# %% ../nbs/04_signals.ipynb #2174cd78
+def calibration_error(y:np.ndarray, # (N,) 0/1 outcomes
+                      s:np.ndarray, # (N,) predicted probabilities in [0, 1]
+                      n_bins:int=10, # equal-width bins, as `sklearn.calibration.calibration_curve`
+                     ) -> float:
+    "Expected calibration error: Σ_b (n_b/N) |mean outcome − mean prediction| over equal-width bins."
+    y, s = np.asarray(y, float), np.asarray(s, float)
+    if len(y) == 0: return float("nan")
+    bins = np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], s)   # sklearn's bin assignment
+    return float(sum(abs((y[bins == b] - s[bins == b]).sum()) for b in np.unique(bins)) / len(y))
+
+# %% ../nbs/04_signals.ipynb #9181b9a5
+@torch.no_grad()
+def _read_layer(lm, states, layer, lens, final_logp, batch_tokens):
+    "Per token at `layer`: KL to final, argmax, max prob, margin (chunked over tokens; full logits per chunk)."
+    out = {k: [] for k in ("kl", "argmax", "max_prob", "margin")}
+    for i in range(0, states.shape[1], batch_tokens):
+        logp = lens_logits(lm, states[layer, i:i + batch_tokens], layer, lens).log_softmax(-1)   # (B, V)
+        out["kl"].append(kl_to_final(final_logp[i:i + batch_tokens], logp).cpu())
+        top = logp.topk(2, -1)
+        out["argmax"].append(logp.argmax(-1).cpu())
+        out["max_prob"].append(top.values[:, 0].exp().cpu()); out["margin"].append((top.values[:, 0].exp() - top.values[:, 1].exp()).cpu())
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+def exit_table(lm,                         # a `LoadedModel`
+               states:torch.Tensor,        # (L+1, N, d) held-out states from `layer_states`
+               lens:TunedLens|None=None,   # a tuned lens: adds rows read through it
+               classifiers:dict|None=None, # {'logit lens' | 'tuned lens': fitted ExitClassifier}
+               n_bins:int=10,              # reliability-curve bins
+               batch_tokens:int=256,       # tokens per LM-head product
+               progress:bool=True,         # progress bar over layers
+              ) -> tuple[pd.DataFrame, pd.DataFrame]: # (table, reliability curves)
+    "Per layer, lens and signal: agreement with the final argmax, KL to the final distribution, ECE, AUROC, reliability curve."
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import roc_auc_score
+    L, classifiers = lm.n_layers, classifiers or {}
+    with torch.no_grad():
+        final_logp = torch.cat([lens_logits(lm, states[-1, i:i + batch_tokens]).log_softmax(-1)
+                                for i in range(0, states.shape[1], batch_tokens)])   # (N, V)
+    final_arg = final_logp.argmax(-1).numpy()
+    sat = hidden_saturation(states).clamp(0, 1).numpy()          # (L, N)
+    lenses = {"logit lens": None} | ({"tuned lens": lens} if lens is not None else {})
+    rows, curves = [], []
+    for name, ln in lenses.items():
+        for l in tqdm(range(1, L + 1), desc=f"exit table ({name})", disable=not progress):
+            r = _read_layer(lm, states, l, ln, final_logp, batch_tokens)
+            agree = (r["argmax"] == final_arg).astype(float)
+            signals = dict(max_prob=r["max_prob"], margin=r["margin"], saturation=sat[l - 1])
+            if name in classifiers: signals["classifier"] = classifiers[name].predict_proba(lm, states, l)
+            for sig, s in signals.items():
+                two = 0 < agree.sum() < len(agree)
+                rows.append(dict(layer=l, lens=name, signal=sig, agree=agree.mean(), kl=float(r["kl"].mean()),
+                                 mean_signal=float(s.mean()), ece=calibration_error(agree, s, n_bins),
+                                 auroc=roc_auc_score(agree, s) if two else float("nan"), n=len(agree)))
+                pt, pp = calibration_curve(agree, np.clip(s, 0, 1), n_bins=n_bins)
+                curves += [dict(layer=l, lens=name, signal=sig, predicted=a, observed=b) for a, b in zip(pp, pt)]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+# %% ../nbs/04_signals.ipynb #0df6ad64
+def plot_exit_table(table:pd.DataFrame,  # from `exit_table`
+                    curves:pd.DataFrame, # from `exit_table`
+                    layers:list[int]|None=None, # layers whose max-prob reliability curves are drawn (default: 4 spread)
+                   ):
+    "Four panels: agreement and KL per layer and lens, ECE per layer and signal, reliability curves of max-prob."
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from adaptbench.viz import use_style
+    use_style()
+    fig, ax = plt.subplots(1, 4, figsize=(17, 3.8))
+    L = int(table.layer.max())
+    per_layer = table.drop_duplicates(["layer", "lens"])
+    early = table[table.layer < L]                               # the last layer agrees with itself: KL 0, ECE trivial
+    sns.lineplot(per_layer, x="layer", y="agree", hue="lens", marker="o", ax=ax[0]); ax[0].set(title="exit argmax = final", ylim=(0, 1.02))
+    sns.lineplot(early.drop_duplicates(["layer", "lens"]), x="layer", y="kl", hue="lens", marker="o", ax=ax[1])
+    ax[1].set(title="KL(final ‖ exit), nats", yscale="log")
+    sns.lineplot(early, x="layer", y="ece", hue="signal", style="lens", ax=ax[2]); ax[2].set(title="calibration error (ECE)")
+    sns.move_legend(ax[2], "upper left", bbox_to_anchor=(1, 1), fontsize="small")
+    layers = layers or sorted({max(1, L // 4), L // 2, 3 * L // 4, L - 1})
+    lens = "tuned lens" if (curves.lens == "tuned lens").any() else "logit lens"
+    c = curves[(curves.signal == "max_prob") & (curves.lens == lens) & curves.layer.isin(layers)]
+    sns.lineplot(c, x="predicted", y="observed", hue="layer", marker="o", palette="viridis", ax=ax[3])
+    ax[3].plot([0, 1], [0, 1], color="grey", lw=1, ls="--"); ax[3].set(title=f"reliability of max-prob ({lens})", xlim=(0, 1), ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/04_signals.ipynb #4c675948
+LENS_PROMPTS = [
+    "Explain why the sky is blue.", "Write a short story about a lighthouse keeper.", "What is photosynthesis?",
+    "List five tips for learning a new language.", "How does a bicycle stay upright?", "Describe the water cycle.",
+    "Write a haiku about autumn.", "What causes earthquakes?", "Give me a recipe for pancakes.",
+    "Explain what a black hole is to a child.", "What is 17 times 23? Show your work.", "Write a Python function that reverses a string.",
+    "Why do cats purr?", "Summarise the plot of Romeo and Juliet.", "What are the benefits of regular exercise?",
+    "How do vaccines work?", "Write a polite email asking for a deadline extension.", "What is the difference between weather and climate?",
+    "Describe a busy market in the morning.", "How does the internet work?", "What is a prime number? Give examples.",
+    "Write a limerick about a forgetful robot.", "Why is sleep important?", "Explain how a refrigerator keeps food cold.",
+    "What were the causes of the French Revolution?", "How do bees make honey?", "Give three arguments for public libraries.",
+    "Explain the rules of chess briefly.", "What is machine learning?", "Describe your ideal weekend.",
+    "How do airplanes fly?", "What is the capital of Australia, and why is it not Sydney?", "Write a short poem about the sea.",
+    "How can I save money on groceries?", "Explain recursion with an example.", "What is the greenhouse effect?",
+    # held out (the last 12)
+    "Why do leaves change colour in autumn?", "Write a short story about a dragon who is afraid of fire.",
+    "How does a compass work?", "What is the Pythagorean theorem?", "Give tips for a job interview.",
+    "Explain how rainbows form.", "What is 144 divided by 12? Explain.", "Describe how to plant a tree.",
+    "What is democracy?", "Write a thank-you note to a teacher.", "How do magnets work?", "Why is the ocean salty?",
+]
+
+def lens_corpus_path(lm) -> Path:
+    "The shipped corpus of `lm`'s own generations: data/lens/<model>.jsonl under the project root."
+    from adaptbench.core import project_root
+    return project_root()/"data"/"lens"/f"{re.sub(r'[^A-Za-z0-9._-]+', '_', str(lm.spec))}.jsonl"
+
+def lens_corpus(lm, prompts:list[str]=LENS_PROMPTS, # the model and its prompts
+                max_new_tokens:int=96,  # tokens generated per prompt
+                path=None,              # default: `lens_corpus_path(lm)`; None-like "" to skip writing
+                regenerate:bool=False,  # generate even if the file exists
+               ) -> list[str]:          # one text per prompt: chat prompt + the model's greedy answer
+    "Texts for lens training: the model's own greedy answers to `prompts`, read from (or generated into) a JSONL file."
+    import json
+    from adaptbench.generation import generate_traces
+    from adaptbench.runs import atomic_write_text
+    path = lens_corpus_path(lm) if path is None else (Path(path) if path else None)
+    if path is not None and path.is_file() and not regenerate:
+        return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    traces = generate_traces(lm, prompts, max_new_tokens=max_new_tokens, batch_size=8, temperature=0.0)
+    texts = [t["prompt"] + t["text"] for t in traces]
+    if path is not None:
+        atomic_write_text(path, "".join(json.dumps(dict(prompt=p, text=x)) + "\n" for p, x in zip(prompts, texts)))
+    return texts

@@ -61,3 +61,15 @@ def test_bad_local_directory(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotAvailableError, match="neither config.json nor a .gguf"):
         load_model(str(tmp_path / "empty"), device="cpu")
+
+
+def test_concurrent_cache_fill_keeps_the_first(tmp_path):
+    "Two processes dequantising the same GGUF at once: the one that loses the rename keeps the winner's cache."
+    from adaptbench.models import _save_dequantised
+    lm = load_model("tiny-random-llama")
+    dest = tmp_path / "models" / "x"
+    _save_dequantised(lm.model, lm.tokenizer, dest)
+    first = (dest / "config.json").stat().st_mtime_ns
+    _save_dequantised(lm.model, lm.tokenizer, dest)           # os.replace onto a non-empty folder: ENOTEMPTY
+    assert (dest / "config.json").stat().st_mtime_ns == first
+    assert [p.name for p in dest.parent.iterdir()] == ["x"]   # no temp folder left behind

@@ -1,5 +1,7 @@
 """Docs check that needs no Quarto binary (it cannot be installed on these machines).
 
+0. Lint: nbdev's docs processing executes, out of context, every cell that holds an import (besides exported
+   cells), so such a cell must hold only imports (and definitions); mixed cells fail with their place named.
 1. Run nbdev's docs pre-processing (what `nbdev-proc-nbs` does, minus the Quarto install): nbs/nbdev.yml,
    nbs/sidebar.yml and the processed notebooks in _proc/.
 2. Check the site config: _quarto.yml parses, nbs/_quarto.yml is it, every sidebar page exists.
@@ -27,6 +29,26 @@ os.chdir(ROOT)
 def fail(msg):
     print(f"docs check FAILED: {msg}", file=sys.stderr)
     sys.exit(1)
+
+
+def lint_import_cells():
+    "Cells nbdev would execute for the docs (imports, not exported) must be imports and definitions only."
+    import ast, warnings
+    from nbdev.process import NBProcessor
+    from nbdev.processors import _do_eval
+    ok, bad = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef), []
+    for f in sorted((ROOT / "nbs").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in f.parts: continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for c in NBProcessor(f).nb.cells:
+                if c.cell_type != "code" or not _do_eval(c): continue
+                if c.directives_.keys() & {"export", "exports", "exporti", "exec_doc"}: continue
+                if not all(isinstance(t, ok) for t in c.parsed_()):
+                    bad.append(f"{f.relative_to(ROOT)} cell {c.idx_}: {c.source.strip().splitlines()[0][:60]!r}")
+    if bad: fail("cells mixing imports with other code (the docs build runs them out of context; "
+                 "put the imports in a cell of their own):\n  " + "\n  ".join(bad))
+    print("   import cells are imports only")
 
 
 def preprocess() -> Path:
@@ -111,6 +133,7 @@ def browser_check(pages: list[tuple[Path, str]]):
 
 
 if __name__ == "__main__":
+    lint_import_cells()
     cache = preprocess()
     pages = check_config(cache)
     out = ROOT / "_docs_check"
