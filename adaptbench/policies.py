@@ -98,7 +98,7 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
     return ProbedTraces(inst.instance.values, dense(probes.correct.values.astype(bool), fc), signals,
                         dense(probes.tokens.values.astype(float), ft), dense(probes.probe_tokens.values.astype(float), np.zeros(N)),
                         ended, fc, ft, float(inst.budget.max()),
-                        dense(probes.answer.values, np.full(N, None, object)) if "answer" in probes else None)
+                        dense(probes.answer.to_numpy(object), np.full(N, None, object)) if "answer" in probes else None)
 
 def to_tables(tr:ProbedTraces) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The (probes, instances) tables of `tr` — the inverse of `from_tables`."
@@ -282,7 +282,8 @@ def _replay_chunk(policy, tr):
     answered = ran | stopped
     correct = np.where(ran, tr.final_correct[None], stopped & tr.correct[i, j])
     probe_cost = np.cumsum(tr.probe_tokens, 1) if policy.uses_probes else tr.probe_tokens
-    end_cost = tr.final_tokens + (tr.probe_tokens.sum(1) if policy.uses_probes else 0)
+    last = np.take_along_axis(tr.probe_tokens, np.maximum((~tr.ended).sum(1) - 1, 0)[:, None], 1)[:, 0]
+    end_cost = tr.final_tokens + (tr.probe_tokens.sum(1) - last if policy.uses_probes else 0)   # last probe = final answer
     tokens = np.where(ran, end_cost[None], tr.tokens[i, j] + probe_cost[i, j])
     return first, answered, correct, tokens
 
@@ -352,7 +353,7 @@ def _exact(self, policy:Policy) -> pd.DataFrame:
     scen = [(self.p_solvable * r * (1 - r) ** dd, dd) for dd in range(J)] + \
            [(self.p_solvable * (1 - r) ** J, J), (1 - self.p_solvable, None)]    # (probability, discovery probe)
     cost = t + (np.arange(1, J + 1) * self.probe_tokens if policy.uses_probes else self.probe_tokens)
-    end_cost = self.budget + self.probe_tokens * (1 + (J if policy.uses_probes else 0))
+    end_cost = self.budget + self.probe_tokens * (J if policy.uses_probes else 1)     # the last probe is the final answer
     wrong = prem = tok = 0.0
     for w, dd in scen:
         is_post = np.zeros(J, bool) if dd is None else np.arange(J) >= dd            # (J,)
