@@ -33,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("study")
     q.add_argument("--table", default="results")
     q.add_argument("--runs-dir", default=None)
+    w = sub.add_parser("sweep", help="run a study over a grid of parameter sets (local processes or Ray)")
+    w.add_argument("study")
+    w.add_argument("spec", metavar="SWEEP.yaml", help="sweep file: fixed, grid and runs (see the runs docs)")
+    w.add_argument("--executor", choices=["local", "ray"], default=None, help="default: the executor setting")
+    w.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
+    w.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
+    w.add_argument("--cpus-per-run", type=float, default=1, help="CPUs Ray reserves per run")
+    w.add_argument("--force", action="store_true", help="rerun complete runs too")
+    w.add_argument("--runs-dir", default=None)
+    w.add_argument("--dry-run", action="store_true", help="check the sweep file and print the plan; run nothing")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 # %% ../nbs/12_cli.ipynb #27999b04
@@ -63,11 +74,30 @@ def _results(a) -> int:
     with pd.option_context("display.max_rows", 50, "display.width", 200): print(df if len(df) else "no complete runs")
     return 0
 
+def _sweep(a) -> int:
+    import pandas as pd
+    from adaptbench.runs import plan_sweep, sweep
+    show = lambda df: print(df.to_string(index=False, max_colwidth=60))
+    if a.dry_run:
+        plan = plan_sweep(a.study, a.spec, a.runs_dir)
+        print(f"{a.study}: {len(plan)} runs, {(plan.state_before == 'complete').sum()} already complete")
+        show(pd.concat([plan[["run_id", "state_before"]], pd.json_normalize(list(plan.overrides))], axis=1))
+        return 0
+    t0 = time.time()
+    df = sweep(a.study, a.spec, executor=a.executor, workers=a.workers, force=a.force, runs_dir=a.runs_dir,
+               address=a.address, cpus_per_run=a.cpus_per_run, progress=not a.quiet)
+    counts = df.state.value_counts()
+    print(f"{a.study}: sweep of {len(df)} runs in {time.time() - t0:.1f} s: "
+          + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    show(df.drop(columns=["dir", "state_before"]))
+    for r in df[df.state == "failed"].itertuples(): print(f"  failed:   {r.dir}  ({r.error})", file=sys.stderr)
+    return 1 if (df.state == "failed").any() else 0
+
 # %% ../nbs/12_cli.ipynb #319c9b46
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `adaptbench` command."
     a = _parser().parse_args(argv)
-    try: return {"run": _run, "studies": _studies, "results": _results}[a.cmd](a)
+    try: return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep}[a.cmd](a)
     except StudyFailedError as e:
         print(f"error: {e}", file=sys.stderr); return 1
     except AdaptbenchError as e:

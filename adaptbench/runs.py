@@ -11,6 +11,7 @@ import ast
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from .core import DEFAULTS, ParameterError, StudyError, StudyFailedError, get_se
 # %% auto #0
 __all__ = ['RESERVED_PARAMS', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'normalise_params', 'run_id', 'Run',
            'current_run', 'iter_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'study_parameters',
-           'resolve_params', 'ensure_kernel', 'run_study']
+           'resolve_params', 'ensure_kernel', 'run_study', 'load_sweep', 'expand_sweep', 'plan_sweep', 'sweep']
 
 # %% ../nbs/09_runs.ipynb #10aa950d
 @contextlib.contextmanager
@@ -281,3 +282,141 @@ def run_study(study:str, # name of a notebook in the studies folder
         raise
     run.mark("complete", seconds=round(time.time() - t0, 1))
     return run
+
+# %% ../nbs/09_runs.ipynb #042d6c1a
+_SPEC_KEYS = ("study", "fixed", "grid", "runs")
+
+def load_sweep(path:str|Path) -> dict:
+    "Read a sweep file (YAML) into a spec for `expand_sweep`."
+    import yaml
+    p = Path(path)
+    if not p.is_file(): raise StudyError(f"sweep file {str(p)!r} does not exist")
+    try: spec = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e: raise ParameterError(f"sweep file {p} is not valid YAML: {e}") from None
+    return spec
+
+def expand_sweep(spec:dict, # `grid` (name: list of values), optional `fixed` (name: value) and `runs` (list of mappings)
+                ) -> list[dict]:
+    "The parameter sets of a sweep: every combination of `grid`, then each of `runs`, each on top of `fixed`."
+    if not isinstance(spec, dict):
+        raise ParameterError(f"a sweep spec is a mapping with keys {', '.join(_SPEC_KEYS)}; got {type(spec).__name__}")
+    if bad := sorted(set(spec) - set(_SPEC_KEYS)):
+        raise ParameterError(f"sweep spec: unknown key(s) {', '.join(map(repr, bad))}; expected {', '.join(_SPEC_KEYS)}")
+    fixed, grid, runs = spec.get("fixed") or {}, spec.get("grid") or {}, spec.get("runs") or []
+    if not isinstance(fixed, dict): raise ParameterError(f"sweep spec: `fixed` must map names to values, got {fixed!r}")
+    if not isinstance(grid, dict): raise ParameterError(f"sweep spec: `grid` must map names to lists of values, got {grid!r}")
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v:
+            raise ParameterError(f"sweep spec: grid axis {k!r} must be a non-empty list of values, got {v!r}")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise ParameterError(f"sweep spec: `runs` must be a list of mappings, got {runs!r}")
+    if both := sorted(set(fixed) & set(grid)):
+        raise ParameterError(f"sweep spec: {', '.join(map(repr, both))} is both fixed and a grid axis")
+    if not grid and not runs: raise ParameterError("sweep spec has neither `grid` nor `runs`: nothing to run")
+    sets = [dict(fixed, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] if grid else []
+    return sets + [dict(fixed, **r) for r in runs]
+
+# %% ../nbs/09_runs.ipynb #a6e6bcc6
+def plan_sweep(study:str, # name of a notebook in the studies folder
+               spec:dict|str|Path, # a sweep spec or the path of a sweep file
+               runs_dir=None, # default: the `runs_dir` setting
+              ) -> pd.DataFrame:
+    "One row per distinct run of the sweep: run id, folder, state before running, the set's own parameters, all parameters."
+    if not isinstance(spec, dict): spec = load_sweep(spec)
+    if spec.get("study") not in (None, study):
+        raise StudyError(f"the sweep spec is for study {spec['study']!r}, not {study!r}")
+    root = Path(get_setting("runs_dir", runs_dir)).resolve()/study
+    rows, seen = [], set()
+    for i, p in enumerate(expand_sweep(spec)):
+        try: full = resolve_params(study, p)
+        except ParameterError as e: raise ParameterError(f"sweep parameter set {i} {p}: {e}") from None
+        rid = run_id(study, full)
+        if rid in seen: continue
+        seen.add(rid)
+        rows.append(dict(run_id=rid, dir=str(root/rid), state_before=Run(study, full, root/rid).status["state"],
+                         overrides=p, params=full))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_runs.ipynb #af8ef36d
+def _sweep_job(study:str, params:dict, force:bool, runs_dir:str) -> dict:
+    "Run one (resolved) parameter set of a sweep; a failure is recorded in the run folder and returned as a row."
+    t0 = time.time()
+    try:
+        run = run_study(study, params, force=force, runs_dir=runs_dir, progress=False)
+        state, error = ("skipped" if run.skipped else "complete"), ""
+    except Exception as e: state, error = "failed", f"{type(e).__name__}: {e}"
+    return dict(run_id=run_id(study, params), state=state, seconds=round(time.time() - t0, 1), error=error)
+
+def _sweep_job_main():
+    "One sweep job in a process of its own: the job as JSON on stdin, its outcome as JSON on the last line of stdout."
+    print(json.dumps(_sweep_job(**json.loads(sys.stdin.read()))))
+
+def _sweep_job_subprocess(job:dict) -> dict:
+    "Run `job` in a fresh Python process (no multiprocessing: works from any script, notebook or REPL)."
+    import subprocess
+    p = subprocess.run([sys.executable, "-c", "from adaptbench.runs import _sweep_job_main; _sweep_job_main()"],
+                       input=json.dumps(job), capture_output=True, text=True)
+    try: return json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):      # the process died before it could say how the run went
+        return dict(run_id=run_id(job["study"], job["params"]), state="failed", seconds=float("nan"),
+                    error=f"worker process exited with {p.returncode}: {p.stderr.strip()[-500:]}")
+
+def _local_jobs(jobs:list[dict], workers:int):
+    "Yield the outcome of each job as it finishes: in this process if `workers` is 1, else `workers` processes at a time."
+    if workers == 1:
+        for j in jobs: yield _sweep_job(**j)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    with ThreadPoolExecutor(workers) as ex:
+        for f in as_completed([ex.submit(_sweep_job_subprocess, j) for j in jobs]): yield f.result()
+
+def _ray_jobs(jobs:list[dict], workers:int, address:str|None, cpus_per_run:float):
+    "Yield the outcome of each job as it finishes, each a Ray task (a local Ray instance of `workers` CPUs, or `address`)."
+    try: import ray
+    except ImportError:
+        raise StudyError("executor 'ray' needs Ray: pip install 'ray>=2.9' (or use the local executor)") from None
+    started = not ray.is_initialized()
+    if started:
+        env = {k: v for k, v in os.environ.items() if k.startswith(("ADAPTBENCH_", "HF_", "TRANSFORMERS_"))}
+        ray.init(address=address, num_cpus=None if address else max(workers * cpus_per_run, cpus_per_run),
+                 runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_sweep_job)
+    try:
+        pending = [task.remote(**j) for j in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started: ray.shutdown()
+
+# %% ../nbs/09_runs.ipynb #87f2d307
+def sweep(study:str, # name of a notebook in the studies folder
+          spec:dict|str|Path, # a sweep spec or the path of a sweep file (see above)
+          executor:str|None=None, # local | ray (default: the `executor` setting)
+          workers:int=1, # runs at once (local processes, or the CPUs of a local Ray instance)
+          force:bool=False, # rerun complete runs too
+          runs_dir=None, # default: the `runs_dir` setting
+          address:str|None=None, # Ray cluster address (e.g. "auto"); default: start a local Ray instance
+          cpus_per_run:float=1, # CPUs Ray reserves for each run
+          progress:bool=True, # a progress bar over runs
+         ) -> pd.DataFrame:
+    "Run `study` on every parameter set of `spec`, skipping complete runs; one row per run with its state and folder."
+    from tqdm.auto import tqdm
+    executor = get_setting("executor", executor)
+    if executor not in ("local", "ray"): raise ParameterError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if not isinstance(workers, int) or workers < 1: raise ParameterError(f"workers must be an int ≥ 1, got {workers!r}")
+    runs_dir = str(Path(get_setting("runs_dir", runs_dir)).resolve())
+    plan = plan_sweep(study, spec, runs_dir)          # every parameter set is checked before anything runs
+    ensure_kernel()                                   # once, so parallel runs do not race to register it
+    jobs = [dict(study=study, params=p, force=force, runs_dir=runs_dir) for p in plan.params]
+    it = _local_jobs(jobs, workers) if executor == "local" else _ray_jobs(jobs, workers, address, cpus_per_run)
+    done = []
+    with tqdm(total=len(jobs), desc=f"sweep {study} ({executor})", disable=not progress, unit="run") as bar:
+        for row in it:
+            done.append(row); bar.update()
+            bar.set_postfix(failed=sum(r["state"] == "failed" for r in done))
+    out = plan.drop(columns="params").merge(pd.DataFrame(done), on="run_id", how="left")
+    out = pd.concat([out.drop(columns="overrides"), pd.json_normalize(list(out.overrides)).set_index(out.index)], axis=1)
+    sid = hashlib.sha256(json.dumps(sorted(out.run_id)).encode()).hexdigest()[:12]
+    with atomic_path(Path(runs_dir)/study/"_sweeps"/f"{sid}.csv") as tmp: out.to_csv(tmp, index=False)
+    return out
