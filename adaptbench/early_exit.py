@@ -21,8 +21,8 @@ from .signals import ExitClassifier, TunedLens, _read_layer, hidden_saturation, 
 
 # %% auto #0
 __all__ = ['SIGNALS', 'HEAD_SIGNALS', 'ExitError', 'head_cost', 'ExitRecords', 'record_exits', 'EarlyExit', 'stack_exits',
-           'per_text', 'calibrate_exits', 'exit_records_path', 'load_exit_records', 'corpus_exit_records',
-           'plot_exit_frontier']
+           'per_text', 'calibrate_exits', 'linear_exit_classifier', 'early_exit_generate', 'exit_records_path',
+           'load_exit_records', 'classifier_states', 'corpus_exit_records', 'plot_exit_frontier']
 
 # %% ../nbs/06b_early_exit.ipynb #7f0b3dd8
 class ExitError(AdaptbenchError, ValueError):
@@ -151,12 +151,16 @@ class EarlyExit:
         any_, first = hit.any(1), hit.argmax(1)
         exit_ = np.where(any_, cand[first] if len(cand) else L, L)                             # (C, N)
         checks = np.where(any_, first + 1, len(cand))
-        head_sig = self.signal in HEAD_SIGNALS
-        c = (rec.head_cost if head_sig else 0.0) if self.check_cost is None else self.check_cost
-        # exiting on a head signal reuses the checked read-out; otherwise the exit (or the last layer) pays one head
-        cost = exit_ + checks * c + np.where(any_ & head_sig, 0.0, rec.head_cost)
         loss = ~rec.agree[exit_ - 1, np.arange(N)[None]]
-        return dict(exit=exit_, checks=checks, loss=loss.astype(float), cost=cost / (L + rec.head_cost))
+        return dict(exit=exit_, checks=checks, loss=loss.astype(float), cost=self.cost(exit_, checks, L, rec.head_cost))
+
+    def cost(self, exit_, checks, L:int, head:float):
+        "Relative compute of tokens that exit at `exit_` (L: no exit) after `checks` checks; the full model costs 1."
+        exit_, checks = np.asarray(exit_), np.asarray(checks)
+        head_sig = self.signal in HEAD_SIGNALS
+        c = (head if head_sig else 0.0) if self.check_cost is None else self.check_cost
+        # exiting on a head signal reuses the checked read-out; otherwise the exit (or the last layer) pays one head
+        return (exit_ + checks * c + np.where((exit_ < L) & head_sig, 0.0, head)) / (L + head)
 
 # %% ../nbs/06b_early_exit.ipynb #7b15ae76
 def stack_exits(policies:list, recs:ExitRecords|dict) -> tuple[np.ndarray, np.ndarray, list, pd.DataFrame]:
@@ -201,6 +205,101 @@ def calibrate_exits(policies:list,          # `EarlyExit` policies (their `lens`
     return learn_then_test(dict(inconsistent=losses), dict(inconsistent=eps), delta, p_value, fwer,
                            paths if fwer == "fixed_sequence" else None, costs, configs)
 
+# %% ../nbs/06b_early_exit.ipynb #f0d04b93
+def _fill_skipped(lm, h:torch.Tensor, pe, cache, start:int):
+    "CALM's state propagation: KV entries of blocks `start`.. (0-based) from the exited state `h` (1, 1, d)."
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    for j in range(start, lm.n_layers):
+        block = lm.layers[j]; att = block.self_attn
+        x = block.input_layernorm(h)
+        k = att.k_proj(x).view(1, 1, -1, att.head_dim)
+        if hasattr(att, "k_norm"): k = att.k_norm(k)                         # Qwen3-style QK norm
+        k, v = k.transpose(1, 2), att.v_proj(x).view(1, 1, -1, att.head_dim).transpose(1, 2)
+        cache.update(apply_rotary_pos_emb(k, k, *pe)[1], v, j)
+
+def linear_exit_classifier(lm, classifier:ExitClassifier) -> dict:
+    "Layer → (w, b) torch tensors with P(agree) = sigmoid(features·w + b), folded from the scaler + logistic regression."
+    out = {}
+    for l, m in classifier.models.items():
+        if isinstance(m, float): out[l] = m; continue
+        sc, lr = m[0], m[-1]
+        w = lr.coef_[0] / sc.scale_
+        out[l] = (torch.tensor(w, dtype=torch.float32, device=lm.device),
+                  float(lr.intercept_[0] - (sc.mean_ * w).sum()))
+    return out
+
+def _classifier_proba(lm, lin:dict, h:torch.Tensor, h_prev:torch.Tensor, layer:int) -> float:
+    "P(agree) of one token's state `h` (d,) at `layer` from the folded classifier (microseconds, not a sklearn call)."
+    m = lin[layer]
+    if isinstance(m, float): return m
+    x = torch.cat([lm.final_norm(h.to(lm.dtype)).float(), torch.cosine_similarity(h.float(), h_prev.float(), dim=0)[None]])
+    return float(torch.sigmoid(x @ m[0] + m[1]))
+
+@torch.no_grad()
+def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style decoder: Llama, SmolLM2, Qwen2/3, ...)
+                        prompt:str,              # the user message (or raw text with chat=False)
+                        policy:EarlyExit,        # which signal, lens and checked layers
+                        threshold:float,         # exit when the signal reaches this (inf: never, the full model)
+                        max_new_tokens:int=64,
+                        lens:TunedLens|None=None, # needed when policy.lens is 'tuned lens'
+                        classifier:ExitClassifier|None=None, # needed when policy.signal is 'classifier'
+                        audit:bool=False,        # run every layer (exact KV) and record the final layer's token too
+                        chat:bool=True,          # wrap the prompt in the chat template
+                       ) -> dict:
+    "Greedy decoding with per-token early exit; returns tokens, exit layers, checks, relative compute and timing."
+    import time
+    from transformers import DynamicCache
+    from adaptbench.signals import layer_confidence
+    inner = getattr(lm.model, "model", None)
+    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb")) or not hasattr(lm.layers[0].self_attn, "k_proj"):
+        raise ExitError(f"early_exit_generate needs a Llama-style decoder (embed_tokens, rotary_emb, k_proj); {lm.spec!r} is not one")
+    if (policy.lens == "tuned lens") != (lens is not None):
+        raise ExitError(f"policy {policy.name!r} reads the {policy.lens}: pass lens= {'(a TunedLens)' if lens is None else 'None'}")
+    if policy.signal == "classifier" and classifier is None: raise ExitError("the classifier signal needs classifier=")
+    if policy.signal not in SIGNALS: raise ExitError(f"unknown signal {policy.signal!r}; choose from {SIGNALS}")
+    tok, L = lm.tokenizer, lm.n_layers
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True) if chat else prompt
+    ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(lm.device)
+    checked, eos = set(policy.checked(L).tolist()), {tok.eos_token_id} - {None}
+    lin = linear_exit_classifier(lm, classifier) if policy.signal == "classifier" else None
+    t0 = time.perf_counter()
+    cache = DynamicCache()
+    nxt = int(lm.model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1].argmax())
+    tokens, exits, checks, full = [nxt], [], [], []
+    for pos in range(ids.shape[1], ids.shape[1] + max_new_tokens - 1):
+        if nxt in eos: break
+        h = inner.embed_tokens(torch.tensor([[nxt]], device=lm.device))
+        pid = torch.tensor([[pos]], device=lm.device)
+        pe = inner.rotary_emb(h, pid)
+        exit_at, exit_tok, n_checks = L, None, 0
+        for l, block in enumerate(lm.layers, start=1):
+            h_in, h = h, block(h, attention_mask=None, position_ids=pid, past_key_values=cache, use_cache=True,
+                               position_embeddings=pe)
+            if exit_tok is not None or l == L or l not in checked: continue
+            n_checks += 1
+            if policy.signal in HEAD_SIGNALS:
+                c = layer_confidence(lm, h[0, -1:], l, lens)
+                s, t = float(c[policy.signal][0]), int(c["argmax"][0])
+            elif policy.signal == "saturation":
+                s, t = float(torch.cosine_similarity(h[0, -1].float(), h_in[0, -1].float(), dim=0).clamp(0, 1)), None
+            else:
+                s, t = _classifier_proba(lm, lin, h[0, -1], h_in[0, -1], l), None
+            if s >= threshold:
+                exit_at = l
+                exit_tok = t if t is not None else int(lens_logits(lm, h[0, -1], l, lens).argmax())
+                if not audit:
+                    _fill_skipped(lm, h, pe, cache, l)
+                    break
+        final = int(lens_logits(lm, h[0, -1]).argmax()) if exit_tok is None or audit else -1
+        nxt = final if exit_tok is None else exit_tok
+        tokens.append(nxt); exits.append(exit_at); checks.append(n_checks); full.append(final)
+    seconds = time.perf_counter() - t0
+    exits, checks = np.array(exits, int), np.array(checks, int)
+    return dict(tokens=tokens, text=tok.decode(tokens, skip_special_tokens=True), prompt_ids=ids[0].tolist(),
+                exits=exits, checks=checks, full=np.array(full, int) if audit else None,
+                compute=float(policy.cost(exits, checks, L, head_cost(lm, lens is not None)).mean()) if len(exits) else 1.0,
+                seconds=seconds)
+
 # %% ../nbs/06b_early_exit.ipynb #279d7e2e
 def exit_records_path(lm) -> Path:
     "The shipped exit records of a model (a `LoadedModel` or its spec): data/lens/exit_records_<model>.parquet."
@@ -215,6 +314,12 @@ def load_exit_records(path:str|Path) -> dict:
     if not path.is_file(): raise ExitError(f"no exit records at {path}; make them with corpus_exit_records(lm)")
     df = pd.read_parquet(path)
     return {k: ExitRecords.from_frame(g) for k, g in df.groupby("lens", sort=False)}
+
+def classifier_states(lm, n_train:int=36, clf_tokens:int=1024, progress:bool=False) -> torch.Tensor:
+    "The (L+1, clf_tokens, d) training states of the exit classifiers: a seeded sample of the lens corpus's first texts."
+    from adaptbench.signals import layer_states, lens_corpus
+    train = layer_states(lm, lens_corpus(lm)[:n_train], progress=progress)
+    return train[:, torch.randperm(train.shape[1], generator=torch.Generator().manual_seed(0))[:clf_tokens]]
 
 def corpus_exit_records(lm,                  # a `LoadedModel` (its tuned lens is loaded if saved, see `signals`)
                         n_train:int=36,      # the first texts of the lens corpus train the classifiers
@@ -235,8 +340,7 @@ def corpus_exit_records(lm,                  # a `LoadedModel` (its tuned lens i
     held = layer_states(lm, held_texts, progress=progress)
     if held.shape[1] != sum(n_tok): raise ExitError(f"{held.shape[1]} states for {sum(n_tok)} tokens")
     group = np.repeat(np.arange(len(held_texts)), n_tok)
-    train = layer_states(lm, texts[:n_train], progress=progress)
-    train = train[:, torch.randperm(train.shape[1], generator=torch.Generator().manual_seed(0))[:clf_tokens]]
+    train = classifier_states(lm, n_train, clf_tokens, progress)
     out = {}
     for lens in (None, load_tuned_lens(lm, missing_ok=True)):
         if lens is None and out: continue                       # no tuned lens saved: the logit lens only

@@ -66,7 +66,7 @@ from .core import AdaptbenchError, get_setting
 # %% ../nbs/04_signals.ipynb #07ef673b
 @torch.no_grad()
 def layer_states(lm,                   # a `LoadedModel`
-                 texts:list[str]|str,  # texts to run (teacher-forced, no generation)
+                 texts:list[str]|str,  # texts to run (teacher-forced, no generation), or lists of token ids
                  batch_size:int=4,     # texts per forward pass
                  max_length:int=512,   # tokens per text (longer texts are truncated)
                  progress:bool=False,  # show a progress bar
@@ -74,6 +74,14 @@ def layer_states(lm,                   # a `LoadedModel`
     "Residual-stream state of every real token at the embedding output and after each decoder block."
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts: raise ValueError("texts is empty: pass at least one string")
+    def encode(batch):
+        if all(isinstance(t, str) for t in batch):
+            return lm.tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                                add_special_tokens=False)
+        ids = [list(t)[:max_length] for t in batch]                    # token ids: right-padded, masked
+        m = max(map(len, ids))
+        return dict(input_ids=torch.tensor([t + [0] * (m - len(t)) for t in ids]),
+                    attention_mask=torch.tensor([[1] * len(t) + [0] * (m - len(t)) for t in ids]))
     caught = []
     def keep(mod, args, out): caught.append(out[0] if isinstance(out, tuple) else out)
     mods = [lm.model.get_input_embeddings(), *lm.layers]
@@ -81,8 +89,7 @@ def layer_states(lm,                   # a `LoadedModel`
     chunks = []
     try:
         for i in tqdm(range(0, len(texts), batch_size), desc="layer states", disable=not progress):
-            enc = lm.tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True, truncation=True,
-                               max_length=max_length, add_special_tokens=False).to(lm.device)
+            enc = {k: v.to(lm.device) for k, v in encode(texts[i:i + batch_size]).items()}
             caught.clear()
             lm.model(**enc)
             mask = enc["attention_mask"].bool()                          # (B, S)
@@ -244,8 +251,12 @@ class ExitClassifier:
         self.lens, self.C, self.max_iter, self.models = lens, C, max_iter, {}
 
     def features(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N, d+1)
-        with torch.no_grad(): hn = lm.final_norm(states[layer].to(lm.dtype)).float().cpu()
-        sat = F.cosine_similarity(states[layer], states[layer - 1], dim=-1)[:, None]
+        return self.features_of(lm, states[layer], states[layer - 1])
+
+    def features_of(self, lm, h:torch.Tensor, h_prev:torch.Tensor) -> np.ndarray: # (N, d+1)
+        "Features of states `h` (N, d) whose previous layer's states are `h_prev`: the normed state and the saturation."
+        with torch.no_grad(): hn = lm.final_norm(h.to(lm.dtype)).float().cpu()
+        sat = F.cosine_similarity(h.float(), h_prev.float(), dim=-1).cpu()[:, None]
         return torch.cat([hn, sat], 1).numpy()
 
     def labels(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N,) bool
@@ -267,9 +278,14 @@ class ExitClassifier:
     def predict_proba(self, lm, states:torch.Tensor, layer:int) -> np.ndarray: # (N,)
         "P(exit argmax at `layer` == final argmax) for each token; 1 at the last layer."
         if layer == lm.n_layers: return np.ones(states.shape[1])
+        return self.proba_of(lm, states[layer], states[layer - 1], layer)
+
+    def proba_of(self, lm, h:torch.Tensor, h_prev:torch.Tensor, layer:int) -> np.ndarray: # (N,)
+        "As `predict_proba`, from the states `h` (N, d) at `layer` and `h_prev` at the layer below (live decoding)."
+        if layer == lm.n_layers: return np.ones(h.shape[0])
         if layer not in self.models: raise LensError(f"no exit classifier for layer {layer}; fit() covers 1..{lm.n_layers - 1}")
         m = self.models[layer]
-        return np.full(states.shape[1], m) if isinstance(m, float) else m.predict_proba(self.features(lm, states, layer))[:, 1]
+        return np.full(h.shape[0], m) if isinstance(m, float) else m.predict_proba(self.features_of(lm, h, h_prev))[:, 1]
 
 # %% ../nbs/04_signals.ipynb #2174cd78
 def calibration_error(y:np.ndarray, # (N,) 0/1 outcomes
