@@ -378,8 +378,11 @@ def _ray_jobs(jobs:list[dict], workers:int, address:str|None, cpus_per_run:float
     started = not ray.is_initialized()
     if started:
         env = {k: v for k, v in os.environ.items() if k.startswith(("ADAPTBENCH_", "HF_", "TRANSFORMERS_"))}
-        ray.init(address=address, num_cpus=None if address else max(workers * cpus_per_run, cpus_per_run),
-                 runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
+        try: ray.init(address=address, num_cpus=None if address else max(workers * cpus_per_run, cpus_per_run),
+                      runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError, SystemExit) as e:   # Ray exits when it cannot connect
+            raise StudyError(f"could not start or reach Ray (address {address!r}): {e}. Start a cluster with "
+                             "`ray start --head`, or drop --address for a local Ray instance") from None
     task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_sweep_job)
     try:
         pending = [task.remote(**j) for j in jobs]
