@@ -147,10 +147,11 @@ class EarlyExit:
         if self.signal not in rec.signals: raise ExitError(f"the records have no signal {self.signal!r}; they have {sorted(rec.signals)}")
         L, N, C = rec.n_layers, rec.n_tokens, len(self.thresholds)
         cand = self.checked(L)
-        hit = rec.signals[self.signal][cand - 1][None] >= self.thresholds[:, None, None]       # (C, M, N)
-        any_, first = hit.any(1), hit.argmax(1)
-        exit_ = np.where(any_, cand[first] if len(cand) else L, L)                             # (C, N)
-        checks = np.where(any_, first + 1, len(cand))
+        if len(cand) == 0: any_, exit_, checks = np.zeros((C, N), bool), np.full((C, N), L), np.zeros((C, N), int)
+        else:
+            hit = rec.signals[self.signal][cand - 1][None] >= self.thresholds[:, None, None]   # (C, M, N)
+            any_, first = hit.any(1), hit.argmax(1)
+            exit_, checks = np.where(any_, cand[first], L), np.where(any_, first + 1, len(cand))  # (C, N)
         loss = ~rec.agree[exit_ - 1, np.arange(N)[None]]
         return dict(exit=exit_, checks=checks, loss=loss.astype(float), cost=self.cost(exit_, checks, L, rec.head_cost))
 
