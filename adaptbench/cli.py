@@ -75,13 +75,12 @@ def _results(a) -> int:
     return 0
 
 def _sweep(a) -> int:
-    import pandas as pd
-    from adaptbench.runs import plan_sweep, sweep
+    from adaptbench.runs import overrides_as_columns, plan_sweep, sweep
     show = lambda df: print(df.to_string(index=False, max_colwidth=60))
     if a.dry_run:
         plan = plan_sweep(a.study, a.spec, a.runs_dir)
         print(f"{a.study}: {len(plan)} runs, {(plan.state_before == 'complete').sum()} already complete")
-        show(pd.concat([plan[["run_id", "state_before"]], pd.json_normalize(list(plan.overrides))], axis=1))
+        show(overrides_as_columns(plan).drop(columns="dir"))
         return 0
     t0 = time.time()
     df = sweep(a.study, a.spec, executor=a.executor, workers=a.workers, force=a.force, runs_dir=a.runs_dir,

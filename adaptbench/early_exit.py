@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .core import AdaptbenchError
 from .risk import LTTResult, learn_then_test, repeat_splits
-from .signals import ExitClassifier, TunedLens, _read_layer, hidden_saturation, lens_logits
+from .signals import (ExitClassifier, TunedLens, _read_layer, hidden_saturation, layer_confidence,
+                                lens_corpus_path, lens_logits)
 
 # %% auto #0
 __all__ = ['SIGNALS', 'HEAD_SIGNALS', 'ExitError', 'head_cost', 'ExitRecords', 'record_exits', 'EarlyExit', 'stack_exits',
@@ -250,7 +251,6 @@ def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style 
     "Greedy decoding with per-token early exit; returns tokens, exit layers, checks, relative compute and timing."
     import time
     from transformers import DynamicCache
-    from adaptbench.signals import layer_confidence
     inner = getattr(lm.model, "model", None)
     if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb")) or not hasattr(lm.layers[0].self_attn, "k_proj"):
         raise ExitError(f"early_exit_generate needs a Llama-style decoder (embed_tokens, rotary_emb, k_proj); {lm.spec!r} is not one")
@@ -304,10 +304,8 @@ def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style 
 # %% ../nbs/06b_early_exit.ipynb #279d7e2e
 def exit_records_path(lm) -> Path:
     "The shipped exit records of a model (a `LoadedModel` or its spec): data/lens/exit_records_<model>.parquet."
-    import re
-    from adaptbench.core import project_root
-    spec = re.sub(r'[^A-Za-z0-9._-]+', '_', str(getattr(lm, "spec", lm)))
-    return project_root()/"data"/"lens"/f"exit_records_{spec}.parquet"
+    p = lens_corpus_path(lm)
+    return p.with_name(f"exit_records_{p.stem}.parquet")
 
 def load_exit_records(path:str|Path) -> dict:
     "lens name → `ExitRecords`, from a Parquet file written by `corpus_exit_records`."

@@ -29,7 +29,8 @@ from .core import DEFAULTS, ParameterError, StudyError, StudyFailedError, get_se
 # %% auto #0
 __all__ = ['RESERVED_PARAMS', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'normalise_params', 'run_id', 'Run',
            'current_run', 'iter_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'study_parameters',
-           'resolve_params', 'ensure_kernel', 'run_study', 'load_sweep', 'expand_sweep', 'plan_sweep', 'sweep']
+           'resolve_params', 'ensure_kernel', 'run_study', 'load_sweep', 'expand_sweep', 'plan_sweep',
+           'overrides_as_columns', 'sweep']
 
 # %% ../nbs/09_runs.ipynb #10aa950d
 @contextlib.contextmanager
@@ -337,6 +338,11 @@ def plan_sweep(study:str, # name of a notebook in the studies folder
                          overrides=p, params=full))
     return pd.DataFrame(rows)
 
+def overrides_as_columns(plan:pd.DataFrame) -> pd.DataFrame:
+    "`plan` with its `overrides` mappings spread into one column per parameter (and no `params` column)."
+    return pd.concat([plan.drop(columns=["overrides", "params"], errors="ignore"),
+                      pd.json_normalize(list(plan.overrides)).set_index(plan.index)], axis=1)
+
 # %% ../nbs/09_runs.ipynb #af8ef36d
 def _sweep_job(study:str, params:dict, force:bool, runs_dir:str) -> dict:
     "Run one (resolved) parameter set of a sweep; a failure is recorded in the run folder and returned as a row."
@@ -418,8 +424,7 @@ def sweep(study:str, # name of a notebook in the studies folder
         for row in it:
             done.append(row); bar.update()
             bar.set_postfix(failed=sum(r["state"] == "failed" for r in done))
-    out = plan.drop(columns="params").merge(pd.DataFrame(done), on="run_id", how="left")
-    out = pd.concat([out.drop(columns="overrides"), pd.json_normalize(list(out.overrides)).set_index(out.index)], axis=1)
+    out = overrides_as_columns(plan.merge(pd.DataFrame(done), on="run_id", how="left"))
     sid = hashlib.sha256(json.dumps(sorted(out.run_id)).encode()).hexdigest()[:12]
     with atomic_path(Path(runs_dir)/study/"_sweeps"/f"{sid}.csv") as tmp: out.to_csv(tmp, index=False)
     return out
