@@ -8,8 +8,11 @@ Docs: https://adaptbench.github.io/adaptbench/core.html.md"""
 from __future__ import annotations
 
 import configparser
+import contextlib
+import json
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'StudyError', 'ParameterError',
            'StudyFailedError', 'project_root', 'settings_file', 'get_setting', 'settings', 'seed_everything',
-           'get_device', 'get_dtype']
+           'get_device', 'get_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -140,3 +143,26 @@ def get_dtype(dtype=None, # auto | float32 | bfloat16 | float16 (or a torch.dtyp
     if dtype == "auto": return torch.bfloat16 if get_device(device).type == "cuda" else torch.float32
     if dtype not in _DTYPES: raise SettingsError(f"dtype {dtype!r} is not one of auto, {', '.join(sorted(set(_DTYPES.values())))}")
     return getattr(torch, _DTYPES[dtype])
+
+# %% ../nbs/00_core.ipynb #478265c8
+@contextlib.contextmanager
+def atomic_path(path:str|Path, # final destination
+               ):
+    "Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+
+def atomic_write_text(path:str|Path, text:str):
+    "Write `text` to `path` atomically."
+    with atomic_path(path) as tmp: Path(tmp).write_text(text)
+
+def atomic_write_json(path:str|Path, obj):
+    "Write `obj` as indented JSON to `path` atomically."
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -328,7 +328,7 @@ def corpus_exit_records(lm,                  # a `LoadedModel` (its tuned lens i
                         progress:bool=True,
                        ) -> dict:            # lens name → `ExitRecords` of the held-out texts
     "Exit records of the held-out texts of `lm`'s lens corpus, through the logit lens and (if one is saved) the tuned lens."
-    from adaptbench.runs import atomic_path
+    from adaptbench.core import atomic_path
     from adaptbench.signals import layer_states, lens_corpus, load_tuned_lens
     path = exit_records_path(lm) if path is None else (Path(path) if path else None)
     if path is not None and path.is_file() and not regenerate: return load_exit_records(path)

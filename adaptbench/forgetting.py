@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .core import AdaptbenchError, seed_everything
 from .models import load_model
-from .runs import atomic_path, atomic_write_json
+from .core import atomic_path, atomic_write_json
 
 # %% auto #0
 __all__ = ['TASK_GENERATORS', 'SYSTEM', 'GENERAL_PROMPTS', 'KNOWN_CANDIDATES', 'METHODS', 'ForgettingError', 'Task', 'make_task',

@@ -24,36 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 import adaptbench
-from .core import DEFAULTS, ParameterError, StudyError, StudyFailedError, get_setting, project_root
+from .core import DEFAULTS, ParameterError, StudyError, StudyFailedError, atomic_path, atomic_write_json, get_setting, project_root
 
 # %% auto #0
-__all__ = ['RESERVED_PARAMS', 'atomic_path', 'atomic_write_text', 'atomic_write_json', 'normalise_params', 'run_id', 'Run',
-           'current_run', 'iter_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'study_parameters',
-           'resolve_params', 'ensure_kernel', 'run_study', 'load_sweep', 'expand_sweep', 'plan_sweep',
-           'overrides_as_columns', 'sweep']
-
-# %% ../nbs/09_runs.ipynb #10aa950d
-@contextlib.contextmanager
-def atomic_path(path:str|Path, # final destination
-               ):
-    "Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-
-def atomic_write_text(path:str|Path, text:str):
-    "Write `text` to `path` atomically."
-    with atomic_path(path) as tmp: Path(tmp).write_text(text)
-
-def atomic_write_json(path:str|Path, obj):
-    "Write `obj` as indented JSON to `path` atomically."
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+__all__ = ['RESERVED_PARAMS', 'normalise_params', 'run_id', 'Run', 'current_run', 'iter_runs', 'load_results', 'studies_dir',
+           'list_studies', 'study_path', 'study_parameters', 'resolve_params', 'ensure_kernel', 'run_study',
+           'load_sweep', 'expand_sweep', 'plan_sweep', 'overrides_as_columns', 'sweep']
 
 # %% ../nbs/09_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:

@@ -217,7 +217,7 @@ def save_tuned_lens(lens:TunedLens, lm, # the lens and the model it was fitted t
                    ) -> Path:
     "Save `lens` atomically as safetensors, with the model spec in its metadata."
     from safetensors.torch import save_file
-    from adaptbench.runs import atomic_path
+    from adaptbench.core import atomic_path
     path = Path(path) if path else tuned_lens_path(lm)
     with atomic_path(path) as tmp:
         save_file({"A": lens.A.detach().contiguous(), "b": lens.b.detach().contiguous()}, str(tmp),
@@ -406,7 +406,7 @@ def lens_corpus(lm, prompts:list[str]=LENS_PROMPTS, # the model and its prompts
     "Texts for lens training: the model's own greedy answers to `prompts`, read from (or generated into) a JSONL file."
     import json
     from adaptbench.generation import generate_traces
-    from adaptbench.runs import atomic_write_text
+    from adaptbench.core import atomic_write_text
     path = lens_corpus_path(lm) if path is None else (Path(path) if path else None)
     if path is not None and path.is_file() and not regenerate:
         return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
