@@ -2,10 +2,11 @@
 """Prefill, autoregressive decode and a cached block-diffusion step of SmolLM2-135M on this CPU (a benchmark, not a test).
 
 Measures, with the torch thread count fixed (and printed), after one warm-up run, the median over `--repeats` runs of
-  device      this CPU's roofline: fp32 matmul FLOP/s (an n×n @ n×n product) and memory bandwidth (a 256 MiB tensor copy,
-              counted as read + write)
+  device      this CPU's roofline: fp32 matmul FLOP/s (a 2048² @ 2048² product) and memory bandwidth (a 256 MiB tensor
+              copy, counted as read + write), the fastest of the runs, measured at the start and at the end; the CSV's
+              cpu_peak_flops / cpu_bandwidth are the better of the two
   prefill     one forward pass over a batch of P-token prompts, logits for the last position only (as `generate` does)
-  decode      G greedy decode steps of one token each from a KV cache holding the P prompt tokens (cache cropped back
+  decode      G greedy decode steps (each of --gen-lens) of one token each from a KV cache holding the P prompt tokens (cache cropped back
               to P between repeats)
   block_step  one forward pass over B new positions against a KV cache of P positions with logits for all B positions:
               the cost of one denoising step of cached block diffusion (the model's causal mask inside the block
@@ -40,11 +41,11 @@ def timed(fn, repeats:int, reset=None):
 
 
 def measure_device(repeats:int, n:int=2048, mib:int=256):
-    "fp32 matmul FLOP/s and copy bandwidth (bytes/s) of this CPU with the current torch threads."
+    "Best-of-runs fp32 matmul FLOP/s and copy bandwidth (bytes/s) of this CPU with the current torch threads."
     a, b = torch.randn(n, n), torch.randn(n, n)
-    t_mm, _ = timed(lambda: a @ b, repeats + 2)
+    _, t_mm = timed(lambda: a @ b, repeats + 2)            # the fastest run: a peak is the best the machine can do
     x = torch.empty(mib * 2**20 // 4).normal_(); y = torch.empty_like(x)
-    t_cp, _ = timed(lambda: y.copy_(x), repeats + 2)
+    _, t_cp = timed(lambda: y.copy_(x), repeats + 2)
     return 2 * n**3 / t_mm, 2 * x.numel() * 4 / t_cp
 
 
@@ -55,7 +56,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--prompt-lens", type=int, nargs="+", default=[32, 128, 512])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
-    ap.add_argument("--gen-len", type=int, default=8, help="decode steps G per timed decode run")
+    ap.add_argument("--gen-lens", type=int, nargs="+", default=[4, 16], help="decode steps G per timed decode run")
     ap.add_argument("--block", type=int, default=32, help="block size B of the block-diffusion step")
     ap.add_argument("--max-prefill-tokens", type=int, default=512, help="skip batch × P above this")
     ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "decoding_cost_cpu.csv"))
@@ -82,23 +83,29 @@ def main(argv=None):
                 cache = fwd(ids).cache
                 reset = lambda: cache.crop(P - cache.get_seq_length())   # back to the P prompt positions
 
-                def decode():
+                def decode(G):
                     tok = ids[:, -1:]
-                    for _ in range(a.gen_len):
+                    for _ in range(G):
                         tok = fwd(tok, cache).logits[:, -1].argmax(-1, keepdim=True)   # (b, 1) greedy next token
-                med, mn = timed(decode, a.repeats, reset=reset)
-                rows.append(dict(kind="decode", prompt_len=P, gen_len=a.gen_len, batch=b, block=0, median_s=med,
-                                 min_s=mn, tokens=b * a.gen_len))
+                for G in a.gen_lens:
+                    med, mn = timed(lambda: decode(G), a.repeats, reset=reset)
+                    rows.append(dict(kind="decode", prompt_len=P, gen_len=G, batch=b, block=0, median_s=med,
+                                     min_s=mn, tokens=b * G))
                 blk = torch.randint(100, V - 100, (b, a.block))
                 med, mn = timed(lambda: fwd(blk, cache, keep=a.block), a.repeats, reset=reset)
                 rows.append(dict(kind="block_step", prompt_len=P, gen_len=a.block, batch=b, block=a.block,
                                  median_s=med, min_s=mn, tokens=b * a.block))
-                for r in rows[-3:]: r["load"] = os.getloadavg()[0]       # 1-minute load average when measured
-                r = rows[-3:]
-                print(f"P={P:4d} b={b:3d}  prefill {r[0]['median_s'] * 1e3:8.1f} ms  decode {r[1]['median_s'] / a.gen_len * 1e3:7.1f} "
-                      f"ms/step  block step {r[2]['median_s'] * 1e3:7.1f} ms", flush=True)
+                r = rows[-2 - len(a.gen_lens):]
+                for x in r: x["load"] = os.getloadavg()[0]                # 1-minute load average when measured
+                print(f"P={P:4d} b={b:3d}  prefill {r[0]['median_s'] * 1e3:8.1f} ms  decode "
+                      + " ".join(f"{x['median_s'] / x['gen_len'] * 1e3:7.1f}" for x in r[1:-1])
+                      + f" ms/step (G = {a.gen_lens})  block step {r[-1]['median_s'] * 1e3:7.1f} ms", flush=True)
+    peak2, bw2 = measure_device(a.repeats)                 # again at the end: the load may have changed
+    print(f"device again: fp32 matmul {peak2 / 1e9:.1f} GFLOP/s, copy bandwidth {bw2 / 1e9:.1f} GB/s", flush=True)
     df = pd.DataFrame(rows).assign(model=str(lm.spec), dtype="float32", threads=a.threads, repeats=a.repeats,
-                                   cpu_peak_flops=peak, cpu_bandwidth=bw, load_start=load0,
+                                   cpu_peak_flops=max(peak, peak2), cpu_bandwidth=max(bw, bw2),
+                                   cpu_peak_flops_start=peak, cpu_peak_flops_end=peak2, cpu_bandwidth_start=bw,
+                                   cpu_bandwidth_end=bw2, load_start=load0,
                                    load_end=os.getloadavg()[0], cpus=os.cpu_count(), torch=torch.__version__,
                                    date=datetime.datetime.now().isoformat(timespec="seconds"))
     df["tokens_per_s"] = df.tokens / df.median_s
