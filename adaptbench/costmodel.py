@@ -139,7 +139,7 @@ H200 = Device("nvidia-h200", 989e12, 4.8e12,
 CPU_2CORE = Device("cpu-2core", 23.5e9, 5.1e9,
                    "this machine (2 cores of an AMD EPYC, fp32), measured by tools/bench_decoding_cost.py with 1 torch "
                    "thread: a 2048² fp32 matmul and a 256 MiB tensor copy (read + write), best of runs at the start and "
-                   "end of the benchmark, at 1-min load ≈ 10–12 (shared with other jobs): lower bounds for a quiet machine")
+                   "end of the benchmark, at 1-min load ≈ 10–13 (shared with other jobs): lower bounds for a quiet machine")
 
 def roofline_time(flops, bytes_, device:Device):
     "Roofline time (s) = max(FLOPs / peak, bytes / bandwidth), elementwise (Williams, Waterman & Patterson 2009)."
