@@ -137,7 +137,9 @@ class Puzzle(Task):
     def _first_moves(self, inst:Instance):
         state = inst.initial
         for _ in range(2):
-            move, state = next(iter(self.legal_moves(inst, state)))
+            nxt = next(iter(self.legal_moves(inst, state)), None)
+            if nxt is None: return                                   # a one-move instance: one example move
+            move, state = nxt
             yield move
 
     def format_moves(self, moves:list) -> str:
