@@ -19,10 +19,10 @@ from .core import AdaptbenchError
 
 # %% auto #0
 __all__ = ['OUTCOMES', 'THINK_OPEN', 'THINK_CLOSE', 'STYLES', 'ANSWER_LINE', 'TASK_PACKAGES', 'DIRECT_SYSTEM', 'TaskError',
-           'Instance', 'ParseResult', 'Verdict', 'answer_region', 'split_reasoning', 'Task', 'first_difference',
-           'sequence_verdict', 'register_task', 'list_tasks', 'get_task', 'task_of', 'make_instances', 'Arithmetic',
-           'Addition', 'StringTask', 'LetterTask', 'Reverse', 'Uppercase', 'SortLetters', 'FirstLast', 'DoubleLetters',
-           'NumberTask', 'Add', 'Sub', 'MulFormat']
+           'Instance', 'ParseResult', 'Verdict', 'answer_region', 'split_reasoning', 'program_reason', 'Task',
+           'first_difference', 'sequence_verdict', 'register_task', 'list_tasks', 'get_task', 'task_of',
+           'make_instances', 'Arithmetic', 'Addition', 'StringTask', 'LetterTask', 'Reverse', 'Uppercase',
+           'SortLetters', 'FirstLast', 'DoubleLetters', 'NumberTask', 'Add', 'Sub', 'MulFormat']
 
 # %% ../nbs/01a_tasks.ipynb #1177ec7a
 class TaskError(AdaptbenchError, ValueError):
@@ -112,6 +112,19 @@ def split_reasoning(text:str,                     # the generated text
     if not starts: return text, "", len(text)
     return text[:starts[-1]], text[starts[-1]:], starts[-1]
 
+def program_reason(text:str,        # model output
+                   anchor:re.Match, # the match of the final answer's anchor (`moves =`, `answer =`)
+                   end:int|None,    # where the written value ends (None: check only for a call)
+                  ) -> str:
+    "Why the final answer is a program rather than a value ('' if it is not): a call, or code after it that changes it."
+    word = re.match(r"\W*(\w+)", anchor.group(0)).group(1)
+    call = re.match(r"\s*([A-Za-z_][\w.]*)\s*\(", text[anchor.end():])
+    if call: return f"the final answer is a program ({word} = {call.group(1)}(…)), not the {word} written out"
+    change = rf"\b{re.escape(word)}\s*(?:\.\s*(?:append|extend|insert|update)\s*\(|[-+*/]=)"
+    if end is not None and re.search(change, text[end:], re.I):
+        return f"the final answer is a program: code after it changes {word}, instead of the {word} written out"
+    return ""
+
 # %% ../nbs/01a_tasks.ipynb #27ac663f
 STYLES = ("direct", "think")      # direct: answer only; think: think first, then answer
 ANSWER_LINE = r"(?i)\banswer[\s*`'\"]*(?::=|=|:)"   # where an `answer = …` line starts
@@ -174,12 +187,16 @@ class Task:
         if not isinstance(text, str): return ParseResult(False, reason=f"expected text, got {type(text).__name__}")
         start, why = answer_region(text)
         if why: return ParseResult(False, reason=why)
-        anchors = [m.end() for m in re.finditer(self.answer_pattern, text[start:])]
+        anchors = list(re.compile(self.answer_pattern).finditer(text, start))
         if anchors:
-            pos = start + anchors[-1]
-            value, why = self.read_value(text[pos:].split("\n", 1)[0], False)
-            if why: return ParseResult(False, reason=f"the last '{self.answer_form}' line is not well formed: {why}")
-            return ParseResult(True, value, "", pos)
+            last = anchors[-1]
+            line = text[last.end():].split("\n", 1)[0]
+            why = program_reason(text, last, last.end() + len(line))
+            if not why:
+                value, why = self.read_value(line, False)
+                if why: why = f"the last '{self.answer_form}' line is not well formed: {why}"
+            if why: return ParseResult(False, reason=why)
+            return ParseResult(True, value, "", last.end())
         body = text[start:].strip()
         if body and "\n" not in body:                          # a reply that is only the value ('answer only')
             value, why = self.read_value(body, True)
@@ -193,7 +210,14 @@ class Task:
         "Parse and check one output: the `Verdict` (solved / wrong / no_answer / truncated)."
         r = self.parse(text)
         if not r.ok: return Verdict("truncated" if truncated else "no_answer", reason=r.reason)
-        return self.check(inst, r.answer)
+        v = self.check(inst, r.answer)
+        if truncated and not v.solved and self.answer_open(text, r):    # the budget may have cut the answer short
+            return Verdict("truncated", reason=f"the output budget ran out inside the final answer ({v.reason})")
+        return v
+
+    def answer_open(self, text:str, r:ParseResult) -> bool:
+        "Whether the parsed answer runs to the very end of `text`, so a cut-off output may have cut it short."
+        return "\n" not in text[r.start:]
 
     def __repr__(self): return f"{type(self).__name__}({self.name!r})"
 
@@ -300,6 +324,7 @@ class Arithmetic(Task):
     def read_value(self, text, bare):
         m = re.match(r"\s*(-?\d+)", text)
         if m is None: return None, f"expected an integer, got {text[:20]!r}"
+        if re.match(r"\s*[-+*/×^]\s*\d", text[m.end():]): return None, f"{text.strip()[:20]!r} is an expression, not a number"
         if bare and text[m.end():].strip(" ."): return None, "the reply is not just a number"
         return int(m.group(1)), ""
 

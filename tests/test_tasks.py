@@ -10,6 +10,8 @@ prompts come in both styles; bad requests raise `TaskError` naming what is allow
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -169,3 +171,74 @@ def test_parser_never_raises_on_random_text(text):
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
 def test_parser_never_raises_on_adversarial_text(text):
     check_parse(text)
+
+
+# --- only the last answer counts; programs are not answers; prompts hold no answer to copy ---------------------------
+
+def solvable_instances(name, k=2):
+    T = get_task(name)
+    return [i for i in instances(name) if T.is_solvable(i)][:k]
+
+
+def anchor_of(T, text):
+    "The answer anchor in `text` (e.g. 'moves =', 'answer =') and the variable it names."
+    m = list(re.finditer(T.answer_pattern, text))[-1]
+    return m, re.match(r"\W*(\w+)", m.group(0)).group(1)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_only_the_last_answer_counts_and_a_cut_off_one_is_truncated(name):
+    T = get_task(name)
+    for inst in solvable_instances(name):
+        s = T.format_answer(T.solve(inst))
+        m, _ = anchor_of(T, s)
+        cut = s[:m.end() + max(1, (len(s) - m.end()) // 2)]          # the final answer, cut off half-way
+        text = f"{s}\nWait, let me write it once more.\n{cut}"
+        assert T.grade(inst, text, truncated=True).outcome == "truncated", (inst.id, text)
+        assert T.grade(inst, text).outcome in ("wrong", "no_answer"), (inst.id, text)   # never the earlier answer
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_program_style_answers_are_no_answer(name):
+    T = get_task(name)
+    for inst in solvable_instances(name):
+        s = T.format_answer(T.solve(inst))
+        m, word = anchor_of(T, s)
+        programs = [f"{m.group(0)} solve({inst.n})",                               # a call instead of the value
+                    f"{s}\nfor step in more_steps():\n    {word}.append(step)",    # code that changes it afterwards
+                    f"{s}\n{word} += extra()"]
+        for text in programs:
+            v = T.grade(inst, text)
+            assert v.outcome == "no_answer" and "program" in v.reason, (inst.id, text, v)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_prompts_hold_no_copyable_answer(name):
+    T = get_task(name)
+    for inst in solvable_instances(name, 4):
+        sol = T.solve(inst)
+        for style in STYLES:
+            text = "\n".join(msg["content"] for msg in T.prompt(inst, style))
+            assert T.format_answer(sol) not in text
+            r = T.parse(text)                               # whatever reads as an answer has no correct step
+            assert not r.ok or T.check(inst, r.answer).valid_prefix_len == 0, (inst.id, style, r)
+
+
+def test_the_cut_off_hanoi_example():
+    H = get_task("hanoi")
+    inst, text = H.instance(1), "moves = [[1, 0, 1]]\nmoves = [[1, 0"
+    assert H.grade(inst, "moves = [[1, 0, 2]]").solved
+    assert H.grade(inst, text, truncated=True).outcome == "truncated"
+    v = H.grade(inst, text)
+    assert v.outcome == "no_answer" and "not well formed" in v.reason
+
+
+def test_a_program_that_fills_the_moves_is_no_answer():
+    H = get_task("hanoi")
+    text = ("moves = []\ndef solve(n, a, b, c):\n    if n == 0: return\n    solve(n - 1, a, c, b)\n"
+            "    moves.append([n, a, b])\n    solve(n - 1, c, b, a)\nsolve(3, 0, 2, 1)\n")
+    v = H.grade(H.instance(3), text)
+    assert v.outcome == "no_answer" and v.reason.startswith("the final answer is a program")
+    A = get_task("addition")
+    v = A.grade(A.instance(2), "answer = 0\nfor t in (12, 30):\n    answer += t")
+    assert v.outcome == "no_answer" and "program" in v.reason

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Iterable, Iterator
 
 from ..tasks import (Instance, ParseResult, Task, TaskError, Verdict, answer_region, get_task, list_tasks,
-                              register_task)
+                              program_reason, register_task)
 
 # %% auto #0
 __all__ = ['ANSWER_PATTERN', 'STYLES', 'MALFORMED_MOVES', 'register_puzzle', 'PuzzleError', 'SearchLimitError', 'read_list',
@@ -72,19 +72,23 @@ def int_like(x):
 def find_moves(text:str,             # free model output
                well_formed=None,     # optional check of a candidate list: returns '' or the reason it is not moves
               ) -> ParseResult:
-    "The last well-formed `moves = [...]` list in the answer region of `text` (`tasks.answer_region`)."
+    "The last `moves = [...]` list in the answer region of `text` (`tasks.answer_region`), if it is well formed."
     if not isinstance(text, str): return ParseResult(False, reason=f"expected text, got {type(text).__name__}")
     start, why = answer_region(text)
     if why: return ParseResult(False, reason=why)
-    anchors = [m.end() for m in _ANCHOR.finditer(text, start)]
+    anchors = list(_ANCHOR.finditer(text, start))
     if not anchors: return ParseResult(False, reason="no 'moves = [...]' list in the answer")
-    reason = ""
-    for pos in reversed(anchors):
-        moves, _, why = read_list(text, pos)
-        if moves is not None: why = (well_formed or (lambda m: ""))(moves)
-        if not why: return ParseResult(True, moves, start=pos)
-        reason = reason or f"the last 'moves =' list is not well formed: {why}"
-    return ParseResult(False, reason=reason)
+    last = anchors[-1]
+    why = program_reason(text, last, None)
+    if why: return ParseResult(False, reason=why)
+    if not text[last.end():].strip(): return ParseResult(False, reason="the last 'moves =' has nothing after it (cut off)")
+    lists = [m for m in anchors if text.startswith(("[", "("), m.end())]    # other anchors are prose ("these moves: …")
+    if not lists: return ParseResult(False, reason="no 'moves = [...]' list in the answer")
+    moves, end, why = read_list(text, lists[-1].end())
+    if moves is not None: why = program_reason(text, lists[-1], end) or (well_formed or (lambda m: ""))(moves)
+    if why: return ParseResult(False, reason=why if why.startswith("the final answer is a program")
+                               else f"the last 'moves =' list is not well formed: {why}")
+    return ParseResult(True, moves, start=lists[-1].end())
 
 # %% ../../nbs/02_puzzles.ipynb #d442473a
 STYLES = {
@@ -101,7 +105,8 @@ class Puzzle(Task):
     answer_pattern = ANSWER_PATTERN
     answer_form = "moves = [...]"
     cue = "\nmoves = ["         # a probe forces the answer by opening the moves list
-    move_form: str = ""           # the move format, e.g. '[disk, from_peg, to_peg]'
+    move_form: str = ""           # the move format, e.g. '[disk, from_peg, to_peg] (disks 1 = smallest to N, ...)'
+    move_template: str = ""       # one move in the answer form, with names for values: '[disk, from_peg, to_peg]'
     max_nodes: int = 2_000_000    # search gives up (SearchLimitError) beyond this many expanded states
 
     # --- to implement -------------------------------------------------------------------------------------
@@ -124,23 +129,11 @@ class Puzzle(Task):
     def messages(self, inst:Instance, style:str) -> list[dict]:
         "Chat messages: rules, move format and answer form (system), the instance and the style instruction (user)."
         system = (f"{self.rules(inst)}\n\nA move is written {self.move_form}. The answer is the complete list of "
-                  f"moves from the initial state to the goal, written as a Python list named moves, for example:\n"
-                  f"moves = {json.dumps(self.example_moves(inst))}")
+                  f"moves from the initial state to the goal, written as a Python list named moves, in the form:\n"
+                  f"moves = [{self.move_template}, {self.move_template}, ...]")
         user = (f"Initial state: {self.describe_state(inst, inst.initial)}\nGoal: {self.describe_state(inst, inst.goal)}\n\n"
                 f"{STYLES[style]}")
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-    def example_moves(self, inst:Instance) -> list:
-        "Two moves showing the format (the first two of the solution when it is cheap, else any legal ones)."
-        return [m for m, _ in zip(self._first_moves(inst), range(2))]
-
-    def _first_moves(self, inst:Instance):
-        state = inst.initial
-        for _ in range(2):
-            nxt = next(iter(self.legal_moves(inst, state)), None)
-            if nxt is None: return                                   # a one-move instance: one example move
-            move, state = nxt
-            yield move
 
     def format_moves(self, moves:list) -> str:
         "The answer in the required form: `moves = [...]`."

@@ -40,6 +40,7 @@ class BlocksWorld(Puzzle):
     test_sizes, test_seeds = (1, 2, 3, 4), (0, 1, 2)
     options = {"stacks": 3}   # number of stacks (≥ 3 so that every goal is reachable)
     move_form = "[block, from_stack, to_stack] with a block letter and stacks numbered from 0"
+    move_template = "[block, from_stack, to_stack]"
     max_nodes = 300_000
 
     def check_options(self, n, opts):

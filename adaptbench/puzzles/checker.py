@@ -23,6 +23,7 @@ class CheckerJumping(Puzzle):
     name = "checker_jumping"
     aliases = ("checker", "checkers")
     move_form = "[colour, from_cell, to_cell] with colour 'R' or 'B' and cells numbered from 0"
+    move_template = "[colour, from_cell, to_cell]"
 
     def make(self, n, seed): return ("R",) * n + ("_",) + ("B",) * n, ("B",) * n + ("_",) + ("R",) * n
 

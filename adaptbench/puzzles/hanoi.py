@@ -35,6 +35,7 @@ class Hanoi(Puzzle):
     aliases = ("tower_of_hanoi",)
     test_sizes = (1, 2, 3, 4)
     move_form = "[disk, from_peg, to_peg] (disks 1 = smallest to N, pegs 0, 1, 2)"
+    move_template = "[disk, from_peg, to_peg]"
 
     def make(self, n, seed): return (tuple(range(n, 0, -1)), (), ()), ((), (), tuple(range(n, 0, -1)))
 

@@ -42,7 +42,9 @@ class RiverCrossing(Puzzle):
     aliases = ("river",)
     test_sizes = (1, 2, 3, 4)
     options = {"k": None}    # boat capacity; None: 2 for N ≤ 3, else 3 (as in the paper)
-    move_form = 'a list of the people in the boat for one crossing, e.g. ["a1", "A1"]'
+    move_form = ("a list of the people in the boat for one crossing, each a quoted name (actors a1, a2, … and "
+                 "agents A1, A2, …)")
+    move_template = "[name, ...]"
 
     def default_option(self, name, n): return 2 if n <= 3 else 3
     def check_options(self, n, opts):
@@ -89,8 +91,6 @@ class RiverCrossing(Puzzle):
 
     def solve(self, inst): return _solve(self, inst.n, inst.opts["k"])
     def is_solvable(self, inst): return self.solve(inst) is not None
-
-    def example_moves(self, inst): return [["a1", "A1"], ["A1"]]
 
     def candidate_moves(self, inst):
         "Malformed moves and every boat load of 1..k+1 people among the 2n and a stranger a9 (the corruption domain)."
