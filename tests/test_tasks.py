@@ -231,6 +231,8 @@ def test_the_cut_off_hanoi_example():
     assert H.grade(inst, text, truncated=True).outcome == "truncated"
     v = H.grade(inst, text)
     assert v.outcome == "no_answer" and "not well formed" in v.reason
+    v = H.grade(inst, "moves = [[1, 0, 1]]", truncated=True)         # a closed list is complete, even at the budget
+    assert (v.outcome, v.first_error_step) == ("wrong", None)
 
 
 def test_a_program_that_fills_the_moves_is_no_answer():

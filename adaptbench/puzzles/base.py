@@ -181,6 +181,10 @@ class Puzzle(Task):
             state, why = self.step(inst, state, move)
             if why: raise PuzzleError(f"corruptions need a legal answer; move {i + 1} is illegal: {why}")
 
+    def answer_open(self, text:str, r:ParseResult) -> bool:
+        "Never: a parsed moves list is closed, so it is complete even when the budget ran out right after it."
+        return False
+
     def answer_complete(self, text:str) -> bool:
         "The text after the cue `moves = [` closes the list."
         depth = 1
