@@ -142,7 +142,7 @@ class Puzzle(Task):
     def format_answer(self, answer:list) -> str: return self.format_moves(answer)
 
     def parse(self, text:str) -> ParseResult:
-        "Moves of the last well-formed `moves = [...]` list in `text`; a failed `ParseResult` (never an exception) else."
+        "Moves of the last `moves = [...]` list in `text` if well formed; a failed `ParseResult` (never an exception) else."
         r = find_moves(text, lambda ms: self.well_formed(ms))
         if r.ok: r.answer = self.normalise(r.answer)
         return r
