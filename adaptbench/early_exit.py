@@ -259,7 +259,8 @@ def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style 
     if policy.signal == "classifier" and classifier is None: raise ExitError("the classifier signal needs classifier=")
     if policy.signal not in SIGNALS: raise ExitError(f"unknown signal {policy.signal!r}; choose from {SIGNALS}")
     tok, L = lm.tokenizer, lm.n_layers
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True) if chat else prompt
+    from adaptbench.models import chat_text                         # the one chat-template helper
+    text = chat_text(lm, prompt) if chat else prompt
     ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(lm.device)
     checked, eos = set(policy.checked(L).tolist()), {tok.eos_token_id} - {None}
     lin = linear_exit_classifier(lm, classifier) if policy.signal == "classifier" else None

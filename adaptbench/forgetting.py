@@ -30,8 +30,8 @@ from .models import load_model
 from .core import atomic_path, atomic_write_json
 
 # %% auto #0
-__all__ = ['TASK_GENERATORS', 'SYSTEM', 'GENERAL_PROMPTS', 'KNOWN_CANDIDATES', 'METHODS', 'ForgettingError', 'Task', 'make_task',
-           'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs', 'sft_loss', 'exact_match', 'next_token_logprobs',
+__all__ = ['SYSTEM', 'GENERAL_PROMPTS', 'KNOWN_CANDIDATES', 'METHODS', 'ForgettingError', 'Task', 'make_task', 'make_tasks',
+           'prompt_text', 'encode_ids', 'encode_pairs', 'sft_loss', 'exact_match', 'next_token_logprobs',
            'contains_answer', 'greedy_answers', 'answers_correct', 'kl_to_base', 'features', 'GeneralProbe',
            'check_matrix', 'forgetting_per_task', 'forgetting_metrics', 'Method', 'get_method', 'TrainConfig',
            'knn_graph', 'fda_loss', 'mmd2', 'knn_graph_distance', 'fresh_model', 'answer_reward', 'group_advantages',
@@ -77,40 +77,20 @@ class Task:
     def __repr__(self): return f"Task({self.name!r}, {len(self.train)} train, {len(self.test)} test; e.g. {self.test[0]!r})"
 
 # %% ../nbs/08_forgetting.ipynb #e6266eef
-def _letters(rng, lo=3, hi=5): return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(lo, hi)))
-def _sp(s): return " ".join(s)
+from .tasks import TaskError, get_task, list_tasks
 
-# name -> (instruction, input sampler, answer function)
-TASK_GENERATORS = {
-    "reverse": ("Reverse the letters: {x}", _letters, lambda w: _sp(w[::-1])),
-    "uppercase": ("Write in capitals: {x}", _letters, lambda w: _sp(w.upper())),
-    "sort": ("Sort the letters alphabetically: {x}", _letters, lambda w: _sp(sorted(w))),
-    "first_last": ("Swap the first and last letters: {x}", _letters, lambda w: _sp(w[-1] + w[1:-1] + w[0])),
-    "double": ("Double each letter: {x}", _letters, lambda w: _sp("".join(c + c for c in w))),
-    "add": ("Add: {x}", lambda r: f"{r.randint(10, 99)} + {r.randint(10, 99)}", lambda s: str(eval(s))),
-    "sub": ("Subtract: {x}", lambda r: f"{r.randint(50, 99)} - {r.randint(10, 49)}", lambda s: str(eval(s))),
-    "mul_format": ("Multiply, answer as a=b*c: {x}", lambda r: f"{r.randint(2, 9)} * {r.randint(2, 9)}",
-                   lambda s: f"{eval(s)}={s.replace(' ', '')}"),
-}
-
-def make_task(name:str,       # a key of TASK_GENERATORS
+def make_task(name:str,       # a string task of the registry: `adaptbench.tasks.list_tasks("string")`
               n_train:int=64, # training pairs
               n_test:int=32,  # test pairs
               seed:int=0,     # seed of the input stream
              ) -> Task:
-    "A generated task with distinct inputs in train and test."
-    if name not in TASK_GENERATORS:
-        raise ForgettingError(f"unknown task {name!r}; choose from {sorted(TASK_GENERATORS)} or use Task.from_pairs")
-    tmpl, sample, answer = TASK_GENERATORS[name]
-    rng, seen, pairs = random.Random(f"{name}-{seed}"), set(), []
-    for _ in range(100 * (n_train + n_test)):
-        x = sample(rng) if sample is not _letters else _letters(rng)
-        if x in seen: continue
-        seen.add(x)
-        shown = _sp(x) if sample is _letters else x
-        pairs.append((tmpl.format(x=shown), answer(x)))
-        if len(pairs) == n_train + n_test: break
-    else: raise ForgettingError(f"task {name!r}: only {len(pairs)} distinct inputs exist; ask for fewer pairs")
+    "A generated task with distinct inputs in train and test: (question, answer) pairs of the registry's string task."
+    known = list_tasks("string")
+    if name not in known: raise ForgettingError(f"unknown task {name!r}; choose from {known} or use Task.from_pairs")
+    T = get_task(name)
+    try: insts = T.examples(n_train + n_test, seed)
+    except TaskError as e: raise ForgettingError(str(e)) from e
+    pairs = [(T.question(i), i.goal) for i in insts]
     return Task(name, pairs[:n_train], pairs[n_train:])
 
 def make_tasks(names:list[str]|str, # task names (a list or a comma-separated string)
@@ -121,11 +101,13 @@ def make_tasks(names:list[str]|str, # task names (a list or a comma-separated st
     return [make_task(n, n_train, n_test, seed) for n in names]
 
 # %% ../nbs/08_forgetting.ipynb #d8501cda
+from .models import chat_text   # the one chat-template helper
+
 SYSTEM = "Answer with the answer only."
 
 def prompt_text(lm, prompt:str) -> str:
     "The model input for a task prompt: chat template with a short system line."
-    return lm.chat_text([{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
+    return chat_text(lm, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
 
 def encode_ids(rows:list[tuple[list[int], list[int]]], # (prompt ids, target ids) per example
                pad_id:int) -> dict:

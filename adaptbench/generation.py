@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .models import LoadedModel
+from .models import LoadedModel, chat_text
 from .signals import token_stats
+from .tasks import THINK_OPEN, split_reasoning   # the one thinking/answer split
 
 # %% auto #0
-__all__ = ['THINK_OPEN', 'THINK_CLOSE', 'split_reasoning', 'token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
+__all__ = ['token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
 
 # %% ../nbs/03_generation.ipynb #86a10f8f
 def _eos_ids(lm:LoadedModel) -> set[int]:
@@ -29,25 +29,6 @@ def _eos_ids(lm:LoadedModel) -> set[int]:
     return ids
 
 # %% ../nbs/03_generation.ipynb #bc7ad9f8
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-def split_reasoning(text:str,                 # the generated text
-                    answer_pattern:str|None=None, # regex whose last match starts the final answer (untagged models)
-                    opened:bool=False,        # the prompt already opened a <think> segment
-                   ) -> tuple[str, str, int]:
-    "(thinking, answer, offset of the answer in `text`)."
-    close = text.rfind(THINK_CLOSE)
-    if close >= 0:
-        o = text.find(THINK_OPEN)
-        start = o + len(THINK_OPEN) if 0 <= o < close else 0
-        return text[start:close], text[close + len(THINK_CLOSE):], close + len(THINK_CLOSE)
-    o = text.find(THINK_OPEN)
-    if opened or o >= 0: return text[o + len(THINK_OPEN) if o >= 0 else 0:], "", len(text)
-    if answer_pattern is None: return "", text, 0
-    starts = [m.start() for m in re.finditer(answer_pattern, text)]
-    if not starts: return text, "", len(text)
-    return text[:starts[-1]], text[starts[-1]:], starts[-1]
-
 def token_split(tokenizer, ids:list[int], offset:int) -> int:
     "Smallest k such that the decoded text of `ids[:k]` has at least `offset` characters."
     lo, hi = 0, len(ids)
@@ -56,12 +37,6 @@ def token_split(tokenizer, ids:list[int], offset:int) -> int:
         if len(tokenizer.decode(ids[:mid], skip_special_tokens=True)) >= offset: hi = mid
         else: lo = mid + 1
     return lo
-
-# %% ../nbs/03_generation.ipynb #6653304e
-def _chat_text(lm:LoadedModel, prompt, chat_kwargs:dict|None) -> str:
-    if not chat_kwargs or not getattr(lm.tokenizer, "chat_template", None): return lm.chat_text(prompt)
-    msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-    return lm.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **chat_kwargs)
 
 # %% ../nbs/03_generation.ipynb #203b12fc
 @torch.no_grad()
@@ -79,7 +54,7 @@ def generate_traces(lm:LoadedModel,  # the model
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     if batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     tok, eos = lm.tokenizer, _eos_ids(lm)
-    texts = [_chat_text(lm, p, chat_kwargs) for p in prompts]
+    texts = [chat_text(lm, p, **(chat_kwargs or {})) for p in prompts]
     traces = []
     bar = tqdm(total=len(texts), desc="generating", disable=not progress)
     for b, i in enumerate(range(0, len(texts), batch_size)):

@@ -22,7 +22,7 @@ from torch import nn
 from .core import ModelNotAvailableError, get_device, get_dtype, get_setting
 
 # %% auto #0
-__all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'LoadedModel', 'byte_tokenizer', 'tiny_random_llama',
+__all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama',
            'smollm2_gguf', 'load_gguf', 'load_model']
 
 # %% ../nbs/01_models.ipynb #8df3985f
@@ -91,6 +91,18 @@ class LoadedModel:
     def __repr__(self):
         return (f"LoadedModel({self.spec!r}: {type(self.model).__name__}, {self.n_layers} layers, d={self.hidden_size}, "
                 f"V={self.vocab_size}, {self.dtype}, {self.device}; from {self.source})")
+
+# %% ../nbs/01_models.ipynb #1db4824a
+def chat_text(lm_or_tokenizer,          # a `LoadedModel`, or a tokenizer
+              prompt:list[dict]|str,    # chat messages, or a single user message
+              **chat_kwargs,            # extra chat-template arguments, e.g. enable_thinking=False
+             ) -> str:
+    "The model input for `prompt`: the chat template with the generation prompt (plain text if there is no template)."
+    tok = getattr(lm_or_tokenizer, "tokenizer", lm_or_tokenizer)
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **chat_kwargs)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
 # %% ../nbs/01_models.ipynb #ef541008
 CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "

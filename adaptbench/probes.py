@@ -23,11 +23,11 @@ from .core import AdaptbenchError
 from .generation import _eos_ids
 from .models import LoadedModel, load_model
 from .policies import Policy, ProbedTraces, certaindex
-from .puzzles import get_puzzle, list_puzzles
+from .tasks import Instance, TaskError, get_task, make_instances
 
 # %% auto #0
-__all__ = ['ProbeError', 'ProbeTask', 'AdditionTask', 'addition_task', 'PuzzleTask', 'puzzle_task', 'make_tasks', 'fork_probe',
-           'ProbeCriteria', 'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'generate_with_policy']
+__all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'fork_probe', 'ProbeCriteria', 'probe_batch',
+           'record_probed_traces', 'generate_probed_traces', 'generate_with_policy']
 
 # %% ../nbs/03b_probes.ipynb #324354fd
 class ProbeError(AdaptbenchError, ValueError):
@@ -35,82 +35,40 @@ class ProbeError(AdaptbenchError, ValueError):
 
 @dataclass
 class ProbeTask:
-    "Protocol of a probe-able instance: prompt, answer cue, completeness test and grader."
-    id: str                      # unique key
-    family: str                  # task family (puzzle name or 'addition')
+    "One registry instance as probed generation sees it: think prompt, answer cue, completeness test and grader."
+    inst: Instance               # an instance of any registered task
+    id: str                      # unique key (the instance id)
+    family: str                  # its task name
     n: int                       # complexity dial
-    cue: str                     # appended to the reasoning to force an answer
+    cue: str                     # appended to the reasoning to force an answer (the task's cue)
     max_answer_tokens: int       # a probe decodes at most this many tokens
-    def messages(self) -> list[dict]: raise NotImplementedError
-    def complete(self, answer:str) -> bool: raise NotImplementedError       # text after the cue is a whole answer
-    def grade(self, answer:str) -> tuple[str|None, bool]: raise NotImplementedError  # (canonical answer, correct)
+    def messages(self) -> list[dict]: return get_task(self.family).prompt(self.inst, "think")
+    def complete(self, answer:str) -> bool: return get_task(self.family).answer_complete(answer)
+    def grade(self, answer:str) -> tuple[str|None, bool]:
+        "(canonical answer or None, correct) of the text decoded after the cue: the task's grader on cue + answer."
+        v = get_task(self.family).grade(self.inst, self.cue + answer)
+        return (json.dumps(v.answer) if v.parsed else None), v.solved
 
-@dataclass
-class AdditionTask(ProbeTask):
-    "Add numbers of n digits each; exact integer match."
-    terms: tuple = ()
-    def messages(self):
-        q = " + ".join(map(str, self.terms))
-        return [{"role": "user", "content": f"What is {q}? Think step by step, then give the final answer on its own "
-                                            f"line as: answer = <number>"}]
-    def complete(self, answer): return re.match(r"\s*(-?\d+\D|[^\s\d-])", answer) is not None
-    def grade(self, answer):
-        m = re.match(r"\s*(-?\d+)", answer)
-        return (None, False) if m is None else (str(int(m.group(1))), int(m.group(1)) == sum(self.terms))
-
-def addition_task(n:int, # digits per term
-                  seed:int, # seed of the terms
-                  n_terms:int=2, # numbers to add
-                 ) -> AdditionTask:
-    "A reproducible addition of `n_terms` numbers of `n` digits."
-    if n < 1 or n_terms < 2: raise ProbeError(f"addition needs n ≥ 1 digits and ≥ 2 terms, got n={n}, n_terms={n_terms}")
-    rng = random.Random(f"addition-{n}-{n_terms}-{seed}")
-    terms = tuple(rng.randint(10 ** (n - 1) if n > 1 else 0, 10 ** n - 1) for _ in range(n_terms))
-    return AdditionTask(f"addition-n{n}-s{seed}", "addition", n, "\nanswer = ", 8, terms)
+def probe_task(inst:Instance) -> ProbeTask:
+    "The probe view of a registry instance."
+    T = get_task(inst.task)
+    return ProbeTask(inst, inst.id, inst.task, inst.n, T.cue, T.max_answer_tokens(inst))
 
 # %% ../nbs/03b_probes.ipynb #547c3131
-@dataclass
-class PuzzleTask(ProbeTask):
-    "A puzzle instance with the `think` prompt; the forced answer is a moves list, validated exactly."
-    inst: object = None
-    def messages(self): return get_puzzle(self.family).prompt(self.inst, "think")
-    def complete(self, answer):
-        depth = 1
-        for ch in answer:
-            depth += (ch == "[") - (ch == "]")
-            if depth == 0: return True
-        return False
-    def grade(self, answer):
-        P = get_puzzle(self.family)
-        r = P.parse("moves = [" + answer)
-        if not r.ok: return None, False
-        return json.dumps(r.moves), P.validate(self.inst, r.moves).solved
-
-def puzzle_task(name:str, n:int, seed:int=0) -> PuzzleTask:
-    "A puzzle instance as a probe task; the answer may take ~12 tokens per move of the optimal solution."
-    P = get_puzzle(name)
-    inst = P.instance(n, seed=seed)
-    moves = P.min_moves(inst) if P.is_solvable(inst) else 2 ** n
-    return PuzzleTask(inst.id, name, n, "\nmoves = [", int(min(256, 8 + 12 * (moves or 1))), inst)
-
-def make_tasks(families:list[str], # 'addition' and/or puzzle names
-               n_range:tuple[int, int], # complexity n from lo to hi (inclusive)
-               n:int, # number of tasks, spread round-robin over families and n
-               seed:int=0, # seed of the instances
-              ) -> list[ProbeTask]:
-    "`n` reproducible probe tasks."
-    known = ["addition"] + list_puzzles()
-    bad = [f for f in families if f not in known]
-    if bad: raise ProbeError(f"unknown task families {bad}; choose from {known}")
+def probe_tasks(families:list[str], # registered task names, e.g. 'addition' and/or puzzle names
+                n_range:tuple[int, int], # complexity n from lo to hi (inclusive)
+                n:int, # number of tasks, spread round-robin over families and n
+                seed:int=0, # seed of the instances
+               ) -> list[ProbeTask]:
+    "`n` reproducible probe tasks: `tasks.make_instances` over (families, lo..hi), one instance seed per round."
     lo, hi = n_range
     if not 1 <= lo <= hi: raise ProbeError(f"n_range must satisfy 1 ≤ lo ≤ hi, got {n_range}")
-    cells = [(f, k) for f in families for k in range(lo, hi + 1)]
-    out = []
-    for i in range(n):
-        f, k = cells[i % len(cells)]
-        s = seed * 100_003 + i // len(cells)
-        out.append(addition_task(k, s) if f == "addition" else puzzle_task(f, k, s))
-    return out
+    if n < 1 or not families: raise ProbeError(f"need n ≥ 1 tasks of at least one family, got n={n}, families={families}")
+    cells = len(families) * (hi - lo + 1)
+    seeds = [seed * 100_003 + r for r in range(-(-n // cells))]
+    try: insts = make_instances(list(families), range(lo, hi + 1), seeds)[:n]
+    except TaskError as e: raise ProbeError(f"cannot make probe tasks: {e}") from e
+    return [probe_task(i) for i in insts]
 
 # %% ../nbs/03b_probes.ipynb #50619063
 def _truncate(cache:DynamicCache, length:int):
@@ -308,7 +266,7 @@ def generate_probed_traces(model:str|LoadedModel="smollm2-135m-instruct", # mode
                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Make `n` tasks and record their probed traces: the (probes, instances) tables."
     lm = model if isinstance(model, LoadedModel) else load_model(model)
-    return record_probed_traces(lm, make_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
+    return record_probed_traces(lm, probe_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
 
 # %% ../nbs/03b_probes.ipynb #e428aef9
 def generate_with_policy(lm:LoadedModel, # the model

@@ -1,14 +1,14 @@
-"""Registry-wide contract tests for `adaptbench.puzzles`, solver optimality, River Crossing solvability, parser fuzzing.
+"""Puzzle-specific checks over every registered puzzle, solver optimality, River Crossing solvability, parser fuzzing.
 
-The contract (STYLE.md, "Plug-ins behind one protocol"): for every registered puzzle and small instance,
-the solver's answer validates and has length `min_moves`; it survives a round trip through prompt-format text and
-the parser; and every single-move corruption is caught at the right step.  The corruption check also cross-checks
-the puzzle's two views of its rules: `step` (the grader) accepts a move exactly when `legal_moves` (the solver's
-successor function) lists it.
+The task contract that every task passes (solver → text → parse → grade is solved; every corruption is caught at
+its step) is `tests/test_tasks.py`.  Here, still with no per-puzzle code: the solver's answer has length
+`min_moves` and ends in the goal state; the moves parser reads the answer in many written forms; and over each
+puzzle's corruption domain (`Puzzle.candidate_moves`) the two views of its rules agree — `step` (the grader)
+accepts a move exactly when `legal_moves` (the solver's successor function) lists it — and every rejected move is
+reported at its step with `step`'s reason and the state before it.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import string
 from collections import deque
@@ -19,41 +19,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from adaptbench.puzzles import ParseResult, PuzzleError, get_puzzle, list_puzzles
 
 PUZZLES = list_puzzles()
-SIZES = {"hanoi": [1, 2, 3, 4], "checker_jumping": [1, 2, 3], "river_crossing": [1, 2, 3, 4], "blocks_world": [1, 2, 3, 4]}
-SEEDS = {"blocks_world": [0, 1, 2]}
 
 
 def instances(name):
+    "The puzzle's own contract-test instances (`test_sizes` × `test_seeds`)."
     P = get_puzzle(name)
-    return [P.instance(n, seed=s) for n in SIZES[name] for s in SEEDS.get(name, [0])]
-
-
-def candidate_moves(inst):
-    "Well-formed and malformed moves around the legal range of `inst` (the corruption domain)."
-    n = inst.n
-    bad = [[], "x", [True, 0, 1], [1, 0], [1, 0, 2, 0], [None, 0, 1], 7]
-    if inst.puzzle == "hanoi":
-        return bad + [[d, a, b] for d in range(0, n + 2) for a in range(-1, 4) for b in range(-1, 4)]
-    if inst.puzzle == "checker_jumping":
-        cells = range(-1, 2 * n + 2)
-        return bad + [[c, a, b] for c in ("R", "B", "G") for a in cells for b in cells]
-    if inst.puzzle == "river_crossing":
-        names = [f"a{i}" for i in range(1, n + 1)] + [f"A{i}" for i in range(1, n + 1)] + ["a9"]
-        k = inst.opts["k"]
-        subsets = [list(c) for size in range(1, k + 2) for c in itertools.combinations(names, size)]
-        return bad + subsets + [["a1", "a1"], [1]]
-    if inst.puzzle == "blocks_world":
-        blocks = list(string.ascii_uppercase[:n]) + ["Z"]
-        stacks = range(-1, len(inst.initial) + 1)
-        return bad + [[b, a, c] for b in blocks for a in stacks for c in stacks]
-    raise AssertionError(f"no corruption domain for puzzle {inst.puzzle!r}: add one to candidate_moves")
-
-
-def key(inst, move):
-    "A canonical form of a move: a River Crossing boat load is a set of people, so its order does not matter."
-    if inst.puzzle == "river_crossing" and isinstance(move, list) and all(isinstance(p, str) for p in move):
-        move = sorted(move)
-    return json.dumps(move, sort_keys=True)
+    return [P.instance(n, seed=s) for n in P.test_sizes for s in P.test_seeds]
 
 
 @pytest.mark.parametrize("name", PUZZLES)
@@ -109,13 +80,13 @@ def test_every_single_move_corruption_is_caught_at_its_step(name):
         sol = P.solve(inst)
         state = inst.initial
         for i, move in enumerate(sol):
-            legal = {key(inst, m): t for m, t in P.legal_moves(inst, state)}
-            for c in candidate_moves(inst):
+            legal = {P.move_key(m): t for m, t in P.legal_moves(inst, state)}
+            for c in P.candidate_moves(inst):
                 new, why = P.step(inst, state, c)
                 # the grader's rules and the solver's successor function agree on this move
-                assert (not why) == (key(inst, c) in legal), (inst.id, i, c, why)
-                if not why: assert new == legal[key(inst, c)]
-                if key(inst, c) == key(inst, move): continue
+                assert (not why) == (P.move_key(c) in legal), (inst.id, i, c, why)
+                if not why: assert new == legal[P.move_key(c)]
+                if P.move_key(c) == P.move_key(move): continue
                 v = P.validate(inst, sol[:i] + [c] + sol[i + 1:])
                 if why:
                     assert (v.first_error_step, v.valid_prefix_len, v.solved) == (i + 1, i, False), (inst.id, i, c, v)
@@ -210,8 +181,11 @@ def test_programmer_errors_raise_value_errors(name):
 
 
 def test_unknown_puzzle_names_the_known_ones():
-    with pytest.raises(ValueError, match="known puzzles: blocks_world, checker_jumping, hanoi, river_crossing"):
+    assert {"blocks_world", "checker_jumping", "hanoi", "river_crossing"} <= set(PUZZLES)
+    with pytest.raises(ValueError, match="known puzzles: " + ", ".join(PUZZLES)):
         get_puzzle("sokoban")
+    with pytest.raises(PuzzleError, match="unknown puzzle 'addition'"):   # a task, but not a puzzle
+        get_puzzle("addition")
     assert get_puzzle("River Crossing") is get_puzzle("river")
 
 

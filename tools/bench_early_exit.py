@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.early_exit import (EarlyExit, calibrate_exits, classifier_states, early_exit_generate,  # noqa: E402
                                    exit_records_path, load_exit_records)
-from adaptbench.models import load_model  # noqa: E402
+from adaptbench.models import chat_text, load_model  # noqa: E402
 from adaptbench.signals import LENS_PROMPTS, ExitClassifier, load_tuned_lens  # noqa: E402
 
 
@@ -73,8 +73,7 @@ def main(argv=None):
     for i, prompt in enumerate(LENS_PROMPTS[-a.prompts:]):
         f = early_exit_generate(lm, prompt, full_pol, np.inf, a.max_new_tokens)
         ref = f["tokens"]
-        enc = lm.tokenizer(lm.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                           add_generation_prompt=True), return_tensors="pt", add_special_tokens=False)
+        enc = lm.tokenizer(chat_text(lm, prompt), return_tensors="pt", add_special_tokens=False)
         t = time.perf_counter()
         g = lm.model.generate(**enc, max_new_tokens=a.max_new_tokens, do_sample=False)[0, enc["input_ids"].shape[1]:].tolist()
         gs = time.perf_counter() - t

@@ -1,4 +1,4 @@
-"""The `Puzzle` protocol, instances, verdicts, a tolerant answer parser, exact search, and the registry of the four puzzles of the reasoning-collapse study.
+"""The `Puzzle` task protocol: move lists, a tolerant answer parser, exact validation and search, and the puzzle view of the task registry (the four puzzles of the reasoning-collapse study).
 
 Docs: https://adaptbench.github.io/adaptbench/puzzles.html.md"""
 
@@ -8,62 +8,24 @@ Docs: https://adaptbench.github.io/adaptbench/puzzles.html.md"""
 from __future__ import annotations
 
 import heapq
-import importlib
 import json
 import re
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable, Iterator
 
-from ..core import AdaptbenchError
+from ..tasks import (Instance, ParseResult, Task, TaskError, Verdict, answer_region, get_task, list_tasks,
+                              program_reason, register_task)
 
 # %% auto #0
-__all__ = ['ANSWER_PATTERN', 'STYLES', 'BUILTIN_PUZZLES', 'ALIASES', 'PuzzleError', 'SearchLimitError', 'Instance', 'ParseResult',
-           'Verdict', 'read_list', 'int_like', 'answer_region', 'find_moves', 'Puzzle', 'bfs', 'astar',
-           'register_puzzle', 'list_puzzles', 'get_puzzle']
+__all__ = ['ANSWER_PATTERN', 'STYLES', 'MALFORMED_MOVES', 'register_puzzle', 'PuzzleError', 'SearchLimitError', 'read_list',
+           'int_like', 'find_moves', 'Puzzle', 'bfs', 'astar', 'list_puzzles', 'get_puzzle']
 
 # %% ../../nbs/02_puzzles.ipynb #c7e321ce
-class PuzzleError(AdaptbenchError, ValueError):
+class PuzzleError(TaskError):
     "A puzzle was asked for something impossible: n < 1, an unknown option or puzzle, moves that are not a list."
 
 class SearchLimitError(PuzzleError):
     "Exact search gave up: the instance is too large to solve optimally within the node limit."
-
-# %% ../../nbs/02_puzzles.ipynb #b323423e
-@dataclass(frozen=True)
-class Instance:
-    "One puzzle instance: name, complexity n, seed, options, initial state and goal (both immutable)."
-    puzzle: str      # registry name of the puzzle
-    n: int           # the complexity dial
-    seed: int        # seed that generated it (ignored by deterministic puzzles)
-    options: tuple   # sorted (name, value) pairs, e.g. (('k', 2),)
-    initial: Any     # initial state (hashable)
-    goal: Any        # goal state (hashable)
-
-    @property
-    def opts(self) -> dict: return dict(self.options)
-    @property
-    def id(self) -> str:
-        "A readable unique key: puzzle, n, options and seed."
-        return "-".join([self.puzzle, f"n{self.n}", *(f"{k}{v}" for k, v in self.options), f"s{self.seed}"])
-
-@dataclass
-class ParseResult:
-    "What `parse` found in a model's text."
-    ok: bool                 # a well-formed moves list was found
-    moves: list|None = None  # the moves (lists of ints/strings), None when not ok
-    reason: str = ""         # why nothing was found ('' when ok)
-    start: int = -1          # character offset of the list in the text (-1 when not ok)
-
-@dataclass
-class Verdict:
-    "The result of simulating a move list exactly."
-    solved: bool                 # every move legal and the goal reached at the end
-    n_moves: int                 # number of moves given
-    valid_prefix_len: int        # legal moves before the first illegal one
-    first_error_step: int|None   # 1-based number of the first illegal move; None if all are legal
-    error: str|None              # one sentence saying what went wrong; None when solved
-    final_state: Any             # the state after the valid prefix
 
 # %% ../../nbs/02_puzzles.ipynb #b3e4fba5
 ANSWER_PATTERN = r"(?i)moves[\s*`'\"]*(?::=|=|:)"   # where a final answer starts (also used to split reasoning from answer)
@@ -107,29 +69,26 @@ def int_like(x):
     "An integer written as a string ('12', '-3') becomes an int; anything else is returned unchanged."
     return int(x) if isinstance(x, str) and re.fullmatch(r"-?[0-9]+", x.strip()) else x
 
-def answer_region(text:str) -> tuple[int, str]:
-    "The part of `text` that may hold the final answer: (offset, reason if there is none)."
-    close = text.rfind("</think>")
-    if close >= 0: return close + len("</think>"), ""
-    if "<think>" in text: return len(text), "the thinking segment never ended (no </think>), so there is no final answer"
-    return 0, ""
-
 def find_moves(text:str,             # free model output
                well_formed=None,     # optional check of a candidate list: returns '' or the reason it is not moves
               ) -> ParseResult:
-    "The last well-formed `moves = [...]` list in the answer region of `text`."
+    "The last `moves = [...]` list in the answer region of `text` (`tasks.answer_region`), if it is well formed."
     if not isinstance(text, str): return ParseResult(False, reason=f"expected text, got {type(text).__name__}")
     start, why = answer_region(text)
     if why: return ParseResult(False, reason=why)
-    anchors = [m.end() for m in _ANCHOR.finditer(text, start)]
+    anchors = list(_ANCHOR.finditer(text, start))
     if not anchors: return ParseResult(False, reason="no 'moves = [...]' list in the answer")
-    reason = ""
-    for pos in reversed(anchors):
-        moves, _, why = read_list(text, pos)
-        if moves is not None: why = (well_formed or (lambda m: ""))(moves)
-        if not why: return ParseResult(True, moves=moves, start=pos)
-        reason = reason or f"the last 'moves =' list is not well formed: {why}"
-    return ParseResult(False, reason=reason)
+    last = anchors[-1]
+    why = program_reason(text, last, None)
+    if why: return ParseResult(False, reason=why)
+    if not text[last.end():].strip(): return ParseResult(False, reason="the last 'moves =' has nothing after it (cut off)")
+    lists = [m for m in anchors if text.startswith(("[", "("), m.end())]    # other anchors are prose ("these moves: …")
+    if not lists: return ParseResult(False, reason="no 'moves = [...]' list in the answer")
+    moves, end, why = read_list(text, lists[-1].end())
+    if moves is not None: why = program_reason(text, lists[-1], end) or (well_formed or (lambda m: ""))(moves)
+    if why: return ParseResult(False, reason=why if why.startswith("the final answer is a program")
+                               else f"the last 'moves =' list is not well formed: {why}")
+    return ParseResult(True, moves, start=lists[-1].end())
 
 # %% ../../nbs/02_puzzles.ipynb #d442473a
 STYLES = {
@@ -137,87 +96,71 @@ STYLES = {
     "think": ("Think step by step: work out the moves and check each one against the rules before you answer. "
               "Then end your reply with the final answer on its own line, in the form: moves = [...]"),
 }
+MALFORMED_MOVES = [[], "x", [True, 0, 1], [1, 0], [1, 0, 2, 0], [None, 0, 1], 7]   # in every corruption domain
 
-class Puzzle:
+class Puzzle(Task):
     "Base class of a puzzle: rules in `step`/`legal_moves`, everything else shared."
-    name: str = ""           # registry name
-    options: dict = {}       # option name → default value
-    move_form: str = ""      # the move format, e.g. '[disk, from_peg, to_peg]'
-    max_nodes: int = 2_000_000  # search gives up (SearchLimitError) beyond this many expanded states
+    kind = "puzzle"
+    Error = PuzzleError
+    answer_pattern = ANSWER_PATTERN
+    answer_form = "moves = [...]"
+    cue = "\nmoves = ["         # a probe forces the answer by opening the moves list
+    move_form: str = ""           # the move format, e.g. '[disk, from_peg, to_peg] (disks 1 = smallest to N, ...)'
+    move_template: str = ""       # one move in the answer form, with names for values: '[disk, from_peg, to_peg]'
+    max_nodes: int = 2_000_000    # search gives up (SearchLimitError) beyond this many expanded states
 
     # --- to implement -------------------------------------------------------------------------------------
-    def make(self, n:int, seed:int, **options) -> tuple: raise NotImplementedError   # (initial, goal)
     def step(self, inst:Instance, state, move) -> tuple: raise NotImplementedError   # (new_state, '') or (state, why)
     def legal_moves(self, inst:Instance, state) -> Iterable[tuple]: raise NotImplementedError  # (move, new_state)
     def describe_state(self, inst:Instance, state) -> str: return repr(state)
     def describe_move(self, move) -> str: return json.dumps(move) if _jsonable(move) else repr(move)
     def rules(self, inst:Instance) -> str: raise NotImplementedError
-    def check_options(self, n:int, options:dict): pass
+    def candidate_moves(self, inst:Instance) -> list: raise NotImplementedError   # the corruption domain
     def well_formed(self, moves:list) -> str: return "" if all(isinstance(m, list) for m in moves) else \
         "every move must itself be a list"
     def normalise(self, moves:list) -> list: return moves
+    def move_key(self, move) -> str:
+        "A canonical form of a move (two moves with the same key are the same move)."
+        return json.dumps(move, sort_keys=True)
 
     # --- shared -------------------------------------------------------------------------------------------
-    def instance(self, n:int, seed:int=0, **options) -> Instance:
-        "A reproducible instance of complexity `n` (`PuzzleError` for n < 1 or an unknown option)."
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise PuzzleError(f"{self.name}: n must be an integer ≥ 1, got {n!r}")
-        unknown = set(options) - set(self.options)
-        if unknown: raise PuzzleError(f"{self.name}: unknown option(s) {sorted(unknown)}; "
-                                      f"options are {sorted(self.options) or 'none'}")
-        opts = {**self.options, **options}
-        opts = {k: self.default_option(k, n) if v is None else v for k, v in opts.items()}
-        self.check_options(n, opts)
-        initial, goal = self.make(n, seed, **opts)
-        return Instance(self.name, n, seed, tuple(sorted(opts.items())), initial, goal)
-
-    def default_option(self, name:str, n:int): return None
     def is_goal(self, inst:Instance, state) -> bool: return state == inst.goal
 
-    def prompt(self, inst:Instance, style:str="direct") -> list[dict]:
+    def messages(self, inst:Instance, style:str) -> list[dict]:
         "Chat messages: rules, move format and answer form (system), the instance and the style instruction (user)."
-        if style not in STYLES: raise PuzzleError(f"prompt style must be one of {sorted(STYLES)}, got {style!r}")
         system = (f"{self.rules(inst)}\n\nA move is written {self.move_form}. The answer is the complete list of "
-                  f"moves from the initial state to the goal, written as a Python list named moves, for example:\n"
-                  f"moves = {json.dumps(self.example_moves(inst))}")
+                  f"moves from the initial state to the goal, written as a Python list named moves, in the form:\n"
+                  f"moves = [{self.move_template}, {self.move_template}, ...]")
         user = (f"Initial state: {self.describe_state(inst, inst.initial)}\nGoal: {self.describe_state(inst, inst.goal)}\n\n"
                 f"{STYLES[style]}")
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-    def example_moves(self, inst:Instance) -> list:
-        "Two moves showing the format (the first two of the solution when it is cheap, else any legal ones)."
-        return [m for m, _ in zip(self._first_moves(inst), range(2))]
-
-    def _first_moves(self, inst:Instance):
-        state = inst.initial
-        for _ in range(2):
-            move, state = next(iter(self.legal_moves(inst, state)))
-            yield move
 
     def format_moves(self, moves:list) -> str:
         "The answer in the required form: `moves = [...]`."
         return "moves = " + json.dumps(moves)
 
+    def format_answer(self, answer:list) -> str: return self.format_moves(answer)
+
     def parse(self, text:str) -> ParseResult:
-        "Moves of the last well-formed `moves = [...]` list in `text`; a failed `ParseResult` (never an exception) else."
+        "Moves of the last `moves = [...]` list in `text` if well formed; a failed `ParseResult` (never an exception) else."
         r = find_moves(text, lambda ms: self.well_formed(ms))
-        if r.ok: r.moves = self.normalise(r.moves)
+        if r.ok: r.answer = self.normalise(r.answer)
         return r
 
     def validate(self, inst:Instance, moves:list) -> Verdict:
         "Simulate `moves` from the initial state; stop at the first illegal one."
         if not isinstance(moves, (list, tuple)):
             raise PuzzleError(f"moves must be a list of moves, got {type(moves).__name__}; parse model text first")
-        state = inst.initial
+        state, n = inst.initial, len(moves)
         for i, move in enumerate(moves, 1):
             new, why = self.step(inst, state, move)
-            if why:
-                return Verdict(False, len(moves), i - 1, i, f"move {i} ({self.describe_move(move)}): {why}", state)
+            if why: return Verdict("wrong", i, i - 1, f"move {i} ({self.describe_move(move)}): {why}", n, moves, state)
             state = new
-        if self.is_goal(inst, state): return Verdict(True, len(moves), len(moves), None, None, state)
-        what = "the answer has no moves" if not moves else f"all {len(moves)} moves are legal but the goal is not reached"
-        return Verdict(False, len(moves), len(moves), None,
-                       f"{what}; the final state is {self.describe_state(inst, state)}", state)
+        if self.is_goal(inst, state): return Verdict("solved", None, n, "", n, moves, state)
+        what = "the answer has no moves" if not moves else f"all {n} moves are legal but the goal is not reached"
+        return Verdict("wrong", None, n, f"{what}; the final state is {self.describe_state(inst, state)}", n, moves, state)
+
+    def check(self, inst:Instance, answer:list) -> Verdict: return self.validate(inst, answer)
 
     def solve(self, inst:Instance) -> list|None:
         "An optimal move list (None if the instance has no solution)."
@@ -228,9 +171,32 @@ class Puzzle:
         sol = self.solve(inst)
         return None if sol is None else len(sol)
 
-    def is_solvable(self, inst:Instance) -> bool: return True
+    def corruptions(self, inst:Instance, answer:list) -> Iterator[tuple[list, int]]:
+        "Every single-move corruption of a correct `answer` that `step` rejects: (corrupted moves, that move's number)."
+        state = inst.initial
+        for i, move in enumerate(answer):
+            for c in self.candidate_moves(inst):
+                if self.move_key(c) == self.move_key(move): continue
+                if self.step(inst, state, c)[1]: yield answer[:i] + [c] + answer[i + 1:], i + 1
+            state, why = self.step(inst, state, move)
+            if why: raise PuzzleError(f"corruptions need a legal answer; move {i + 1} is illegal: {why}")
 
-    def __repr__(self): return f"{type(self).__name__}({self.name!r})"
+    def answer_open(self, text:str, r:ParseResult) -> bool:
+        "Never: a parsed moves list is closed, so it is complete even when the budget ran out right after it."
+        return False
+
+    def answer_complete(self, text:str) -> bool:
+        "The text after the cue `moves = [` closes the list."
+        depth = 1
+        for ch in text:
+            depth += (ch == "[") - (ch == "]")
+            if depth == 0: return True
+        return False
+
+    def max_answer_tokens(self, inst:Instance) -> int:
+        "About 12 tokens per move of the optimal solution (2^n moves when unsolvable), at most 256."
+        moves = self.min_moves(inst) if self.is_solvable(inst) else 2 ** inst.n
+        return int(min(256, 8 + 12 * (moves or 1)))
 
 def _jsonable(x) -> bool:
     try: json.dumps(x); return True
@@ -276,27 +242,16 @@ def astar(puzzle:Puzzle, inst:Instance, h) -> list|None:
     return None
 
 # %% ../../nbs/02_puzzles.ipynb #3f627576
-BUILTIN_PUZZLES = {"hanoi": "adaptbench.puzzles.hanoi", "checker_jumping": "adaptbench.puzzles.checker",
-                   "river_crossing": "adaptbench.puzzles.river", "blocks_world": "adaptbench.puzzles.blocks"}
-ALIASES = {"tower_of_hanoi": "hanoi", "checker": "checker_jumping", "checkers": "checker_jumping",
-           "river": "river_crossing", "blocks": "blocks_world"}
-_REGISTRY: dict[str, Puzzle] = {}
-
-def register_puzzle(cls:type) -> type:
-    "Class decorator: register an instance of the `Puzzle` subclass `cls` under `cls.name`."
-    if not cls.name: raise PuzzleError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls()
-    return cls
+register_puzzle = register_task   # a puzzle registers like every task
 
 def list_puzzles() -> list[str]:
-    "Names of all puzzles (built-in and registered)."
-    return sorted(set(BUILTIN_PUZZLES) | set(_REGISTRY))
+    "Names of all registered puzzles."
+    return list_tasks(kind="puzzle")
 
 def get_puzzle(name:str) -> Puzzle:
     "The puzzle called `name` (or an alias such as 'river'); `PuzzleError` naming the known ones otherwise."
-    key = str(name).strip().lower().replace("-", "_").replace(" ", "_")
-    key = ALIASES.get(key, key)
-    if key not in _REGISTRY and key in BUILTIN_PUZZLES: importlib.import_module(BUILTIN_PUZZLES[key])
-    if key not in _REGISTRY:
+    try: task = get_task(name)
+    except TaskError: task = None
+    if not isinstance(task, Puzzle):
         raise PuzzleError(f"unknown puzzle {name!r}; known puzzles: {', '.join(list_puzzles())}")
-    return _REGISTRY[key]
+    return task

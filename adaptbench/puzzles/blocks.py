@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from .base import Instance, Puzzle, PuzzleError, astar, int_like, register_puzzle
+from .base import MALFORMED_MOVES, Instance, Puzzle, PuzzleError, astar, int_like, register_puzzle
 from .hanoi import is_int
 
 # %% auto #0
@@ -35,14 +35,17 @@ def _lcp(a:tuple, b:tuple) -> int:
 class BlocksWorld(Puzzle):
     "Blocks World: N lettered blocks in `stacks` stacks, a random start and a random goal arrangement."
     name = "blocks_world"
+    aliases = ("blocks",)
+    n_range = (1, 26)          # blocks are lettered A to Z
+    test_sizes, test_seeds = (1, 2, 3, 4), (0, 1, 2)
     options = {"stacks": 3}   # number of stacks (≥ 3 so that every goal is reachable)
     move_form = "[block, from_stack, to_stack] with a block letter and stacks numbered from 0"
+    move_template = "[block, from_stack, to_stack]"
     max_nodes = 300_000
 
     def check_options(self, n, opts):
         if not is_int(opts["stacks"]) or opts["stacks"] < 3:
             raise PuzzleError(f"blocks_world: stacks must be an integer ≥ 3 (with 2 some goals are unreachable), got {opts['stacks']!r}")
-        if n > 26: raise PuzzleError(f"blocks_world: at most 26 blocks (lettered A to Z), got n = {n}")
 
     def make(self, n, seed, stacks):
         rng = random.Random(f"blocks_world:{n}:{stacks}:{seed}")
@@ -84,6 +87,12 @@ class BlocksWorld(Puzzle):
         return inst.n - sum(_lcp(s, g) for s, g in zip(state, inst.goal))
 
     def solve(self, inst): return astar(self, inst, lambda s: self.heuristic(inst, s))
+
+    def candidate_moves(self, inst):
+        "Malformed moves and every [block, from, to] with the n blocks and Z, stacks −1..stacks (the corruption domain)."
+        blocks = list(string.ascii_uppercase[:inst.n]) + ["Z"]
+        stacks = range(-1, len(inst.initial) + 1)
+        return MALFORMED_MOVES + [[b, a, c] for b in blocks for a in stacks for c in stacks]
 
     def normalise(self, moves):
         "Block names are upper-cased and stripped; digit strings become ints; the rest is left for `validate`."

@@ -7,7 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/checker.html.md"""
 # %% ../../nbs/02b_checker.ipynb #5e78d671
 from __future__ import annotations
 
-from .base import Instance, Puzzle, int_like, register_puzzle
+from .base import MALFORMED_MOVES, Instance, Puzzle, int_like, register_puzzle
 from .hanoi import is_int
 
 # %% auto #0
@@ -21,7 +21,9 @@ _NAMES = {"r": "R", "red": "R", "b": "B", "blue": "B"}
 class CheckerJumping(Puzzle):
     "Checker Jumping with N red and N blue checkers and one gap."
     name = "checker_jumping"
+    aliases = ("checker", "checkers")
     move_form = "[colour, from_cell, to_cell] with colour 'R' or 'B' and cells numbered from 0"
+    move_template = "[colour, from_cell, to_cell]"
 
     def make(self, n, seed): return ("R",) * n + ("_",) + ("B",) * n, ("B",) * n + ("_",) + ("R",) * n
 
@@ -68,6 +70,11 @@ class CheckerJumping(Puzzle):
         return moves
 
     def min_moves(self, inst): return (inst.n + 1) ** 2 - 1
+
+    def candidate_moves(self, inst):
+        "Malformed moves and every [colour, from, to] with colours R, B, G and cells −1..2n+1 (the corruption domain)."
+        cells = range(-1, 2 * inst.n + 2)
+        return MALFORMED_MOVES + [[c, a, b] for c in ("R", "B", "G") for a in cells for b in cells]
 
     def normalise(self, moves):
         "Colour names become 'R'/'B', digit strings become ints; anything else is left for `validate`."

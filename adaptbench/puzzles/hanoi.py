@@ -7,7 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/hanoi.html.md"""
 # %% ../../nbs/02a_hanoi.ipynb #8c647655
 from __future__ import annotations
 
-from .base import Instance, Puzzle, int_like, register_puzzle
+from .base import MALFORMED_MOVES, Instance, Puzzle, int_like, register_puzzle
 
 # %% auto #0
 __all__ = ['is_int', 'hanoi_moves', 'Hanoi']
@@ -32,7 +32,10 @@ def hanoi_moves(n:int, a:int=0, b:int=2, c:int=1) -> list[list[int]]:
 class Hanoi(Puzzle):
     "Tower of Hanoi with N disks on pegs 0, 1, 2."
     name = "hanoi"
+    aliases = ("tower_of_hanoi",)
+    test_sizes = (1, 2, 3, 4)
     move_form = "[disk, from_peg, to_peg] (disks 1 = smallest to N, pegs 0, 1, 2)"
+    move_template = "[disk, from_peg, to_peg]"
 
     def make(self, n, seed): return (tuple(range(n, 0, -1)), (), ()), ((), (), tuple(range(n, 0, -1)))
 
@@ -64,6 +67,11 @@ class Hanoi(Puzzle):
 
     def solve(self, inst): return hanoi_moves(inst.n)
     def min_moves(self, inst): return 2**inst.n - 1
+
+    def candidate_moves(self, inst):
+        "Malformed moves and every [disk, from, to] with disk 0..n+1 and pegs −1..3 (the corruption domain)."
+        n = inst.n
+        return MALFORMED_MOVES + [[d, a, b] for d in range(0, n + 2) for a in range(-1, 4) for b in range(-1, 4)]
 
     def normalise(self, moves):
         "Digit strings ('1') become ints; everything else is left for `validate` to judge."

@@ -11,7 +11,7 @@ import functools
 import itertools
 import re
 
-from .base import Instance, Puzzle, PuzzleError, bfs, register_puzzle
+from .base import MALFORMED_MOVES, Instance, Puzzle, PuzzleError, bfs, register_puzzle
 from .hanoi import is_int
 
 # %% auto #0
@@ -39,8 +39,12 @@ _BANK = ("left", "right")
 class RiverCrossing(Puzzle):
     "River Crossing (actors and agents) with N pairs and a boat of capacity k."
     name = "river_crossing"
+    aliases = ("river",)
+    test_sizes = (1, 2, 3, 4)
     options = {"k": None}    # boat capacity; None: 2 for N ≤ 3, else 3 (as in the paper)
-    move_form = 'a list of the people in the boat for one crossing, e.g. ["a1", "A1"]'
+    move_form = ("a list of the people in the boat for one crossing, each a quoted name (actors a1, a2, … and "
+                 "agents A1, A2, …)")
+    move_template = "[name, ...]"
 
     def default_option(self, name, n): return 2 if n <= 3 else 3
     def check_options(self, n, opts):
@@ -88,7 +92,16 @@ class RiverCrossing(Puzzle):
     def solve(self, inst): return _solve(self, inst.n, inst.opts["k"])
     def is_solvable(self, inst): return self.solve(inst) is not None
 
-    def example_moves(self, inst): return [["a1", "A1"], ["A1"]]
+    def candidate_moves(self, inst):
+        "Malformed moves and every boat load of 1..k+1 people among the 2n and a stranger a9 (the corruption domain)."
+        names = people(inst.n) + ["a9"]
+        subsets = [list(c) for size in range(1, inst.opts["k"] + 2) for c in itertools.combinations(names, size)]
+        return MALFORMED_MOVES + subsets + [["a1", "a1"], [1]]
+
+    def move_key(self, move):
+        "A boat load is a set of people: its order does not matter."
+        if isinstance(move, list) and all(isinstance(p, str) for p in move): move = sorted(move)
+        return super().move_key(move)
 
     def normalise(self, moves):
         "Names such as 'a_1', 'A 1' or ' a1 ' become 'a1'; a single name becomes a one-person list."

@@ -12,27 +12,24 @@ import math
 import numpy as np
 import pandas as pd
 
-from .base import Instance, Puzzle
+from ..tasks import Instance, Task
 
 # %% auto #0
 __all__ = ['grade', 'proportion_ci', 'pass_at_k', 'accuracy_table', 'collapse_point', 'effort_peak', 'equal_budget', 'pass_curve']
 
 # %% ../../nbs/02f_scoring.ipynb #e3304039
-def grade(puzzle:Puzzle,    # the puzzle
+def grade(task:Task,        # the task (a puzzle, or any registered task)
           inst:Instance,    # the instance the model was asked to solve
           text:str,         # the model's full output
           truncated:bool=False, # the output budget cut the output off
          ) -> dict:
-    "Parse and validate one output: outcome (solved / wrong / no_answer / truncated) and the verdict's fields."
-    r = puzzle.parse(text)
-    row = dict(parsed=r.ok, parse_reason=r.reason, n_moves=np.nan, solved=False, valid_prefix_len=np.nan,
-               first_error_step=np.nan, error=r.reason)
-    if not r.ok:
-        return dict(row, outcome="truncated" if truncated else "no_answer")
-    v = puzzle.validate(inst, r.moves)
-    return dict(row, n_moves=v.n_moves, solved=v.solved, valid_prefix_len=v.valid_prefix_len,
-                first_error_step=np.nan if v.first_error_step is None else v.first_error_step, error=v.error or "",
-                outcome="solved" if v.solved else "wrong")
+    "One output as a table row: the task's `Verdict` (outcome solved / wrong / no_answer / truncated) as columns."
+    v = task.grade(inst, text, truncated)
+    parse_reason = "" if v.parsed else v.reason
+    return dict(parsed=v.parsed, parse_reason=parse_reason, n_moves=v.n_steps if v.parsed else np.nan,
+                solved=v.solved, valid_prefix_len=v.valid_prefix_len if v.parsed else np.nan,
+                first_error_step=np.nan if v.first_error_step is None else v.first_error_step,
+                error=v.reason, outcome=v.outcome)
 
 # %% ../../nbs/02f_scoring.ipynb #436f1302
 def proportion_ci(successes:int, # number of successes
