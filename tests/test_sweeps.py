@@ -6,7 +6,8 @@ import yaml
 from conftest import make_study
 
 from adaptbench.cli import main
-from adaptbench.runs import load_results, sweep
+from adaptbench.runs import load_results
+from adaptbench.sweeps import sweep
 
 
 @pytest.fixture
@@ -78,7 +79,8 @@ def test_ray_sweep(picky, runs_dir, tmp_path):
 
 def test_a_worker_process_that_dies_is_a_failed_run(picky, runs_dir):
     "A job whose process dies before reporting (here: a malformed job) comes back as a failed row, not a crash."
-    from adaptbench.runs import _sweep_job_subprocess, resolve_params
+    from adaptbench.runs import resolve_params
+    from adaptbench.sweeps import _sweep_job_subprocess
     row = _sweep_job_subprocess(dict(study="picky", params=resolve_params("picky", {}), force=False,
                                      runs_dir=str(runs_dir), bogus=1))
     assert row["state"] == "failed" and "exited with 1" in row["error"] and "bogus" in row["error"]
