@@ -371,16 +371,24 @@ def study_values(study:str, # name of a notebook in the studies folder
     spec = study_parameters(study)
     return resolve_params(study, {k: values[k] for k in spec if k in values and k not in RESERVED_PARAMS})
 
+def _literal_assignments(src:str) -> dict|None:
+    "name → value if `src` holds nothing but `name = literal` lines (a parameters cell, papermill's injected one), else None."
+    try: return {k: p["default"] for k, p in parse_parameters(src).items()}
+    except StudyError: return None
+
 def executed_parameters(study:str) -> dict|None:
-    "The values in `study`'s parameters cell as last executed in this IPython session (its input history), or None."
+    """The values of `study`'s parameters as set in this IPython session: its parameters cell as last executed, updated
+    by any later cell made only of literal assignments (papermill's injected cell, a hand-written override); cells that
+    compute (a `scale` that rewrites sizes) do not count. None outside IPython or if the cell was not run here."""
     try: from IPython import get_ipython
     except ImportError: return None
     ip, names = get_ipython(), set(study_parameters(study)) - RESERVED_PARAMS
-    for src in reversed((ip.user_ns.get("In") or []) if ip is not None else []):
-        try: p = parse_parameters(src)
-        except StudyError: continue
-        if names and names <= set(p): return {k: p[k]["default"] for k in names}
-    return None
+    history = [_literal_assignments(src) for src in ((ip.user_ns.get("In") or []) if ip is not None else [])]
+    start = next((i for i in range(len(history) - 1, -1, -1) if history[i] and names <= set(history[i])), None)
+    if start is None or not names: return None
+    values = {}
+    for h in history[start:]: values.update({k: v for k, v in (h or {}).items() if k in names})
+    return values
 
 def current_run(study:str, # name of the study
                 values:dict, # the notebook's `globals()` (or a mapping of its parameter values)
@@ -409,7 +417,7 @@ def ensure_kernel() -> str:
 
 @contextlib.contextmanager
 def _quiet_kernel_warnings():
-    "Silence the kernel-connection warnings a local run need not show (the loopback connection is unencrypted by design)."
+    "Silence warnings a local run need not show; the kernel's own (its loopback TCP is unencrypted) are silenced by its log level."
     import logging, warnings
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(unencrypted|not encrypted|insecure).*")
@@ -448,7 +456,8 @@ def run_study(study:str, # name of a notebook in the studies folder
             with _quiet_kernel_warnings():
                 pm.execute_notebook(str(path), str(run.dir/"notebook.ipynb"), parameters=dict(params, run_dir=str(run.dir)),
                                     kernel_name=kernel_name or ensure_kernel(), progress_bar=progress,
-                                    cwd=str(path.parent), log_output=log_output)
+                                    cwd=str(path.parent), log_output=log_output,
+                                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
         except BaseException as e:
             seconds = round(time.time() - t0, 1)
             if isinstance(e, KeyboardInterrupt) or getattr(e, "ename", "") == "KeyboardInterrupt":
