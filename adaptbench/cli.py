@@ -63,13 +63,14 @@ def _abs(path:str|None) -> str|None:
     return str(Path(path).expanduser().resolve()) if path else None
 
 def _headline(run, rows:int=5) -> str:
-    "A few lines that end a run: its tables (size, first rows of the first one) and its figures."
+    "A few lines that end a run: its tables (size; the first rows of `results`, else of the first table) and its figures."
     import pandas as pd
-    out = []
-    for i, name in enumerate(run.tables()):
+    out, names = [], run.tables()
+    head = "results" if "results" in names else names[0] if names else None
+    for name in names:
         df = run.read_table(name).drop(columns="run_id", errors="ignore")
         out.append(f"  table:    {name} ({len(df)} rows × {df.shape[1]} columns): {run.table_path(name)}")
-        if i == 0 and len(df):
+        if name == head and len(df):
             with pd.option_context("display.width", 120, "display.max_columns", 8, "display.max_colwidth", 24):
                 out += ["    " + l for l in df.head(rows).to_string(index=False).splitlines()]
     return "\n".join(out + [f"  figure:   {f}" for f in run.figures()])
@@ -107,7 +108,7 @@ def _studies(a) -> int:
     return 0
 
 # %% ../nbs/12_cli.ipynb #3b870bbe
-def _show(df, a, params:list[str]=()) -> int:
+def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
     "Print `df` in `a.format`; in table format, parameters shared by every row go on one line above the table."
     import pandas as pd
     if a.columns:
@@ -120,7 +121,7 @@ def _show(df, a, params:list[str]=()) -> int:
     if not a.columns:
         same = [c for c in params if c in df.columns and df[c].astype(str).nunique() <= 1]
         if same: print("same in every run: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in same))
-        first = ["run_id"] * ("run_id" in df.columns) + [c for c in params if c in df.columns and c not in same]
+        first = ["run_id"] * ("run_id" in df.columns) + list(lead) + [c for c in params if c in df.columns and c not in same]
         df = df[first + [c for c in df.columns if c not in first and c not in same]]
     print(df.to_string(index=False, max_rows=a.rows or None, max_colwidth=40))
     if a.rows and len(df) > a.rows: print(f"({len(df)} rows; --rows 0 shows all, --format csv writes them)")
@@ -134,7 +135,8 @@ def _results(a) -> int:
     if a.list:
         df = list_runs(a.study, runs_dir)
         if not len(df): print(f"no runs of {a.study!r} in {where}", file=sys.stderr); return 0
-        return _show(df, a, params=[c for c in df.columns if c not in ("run_id", "state", "seconds", "updated", "tables")])
+        lead = ["state", "seconds", "updated", "tables"]
+        return _show(df, a, params=[c for c in df.columns if c not in ["run_id", *lead]], lead=lead)
     runs = [r for r in iter_runs(a.study, runs_dir) if r.is_complete]
     if not runs:
         print(f"no complete runs of {a.study!r} in {where}; start one with `adaptbench run {a.study}`", file=sys.stderr)
