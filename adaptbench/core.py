@@ -116,7 +116,7 @@ def get_setting(name:str, # a key of `DEFAULTS`
     v = _cast(name, v, DEFAULTS[name])
     if name in _PATH_SETTINGS:      # a path typed as an argument is relative to where it was typed; others to the root
         p = Path(str(v)).expanduser()
-        v = p if p.is_absolute() else base/p
+        v = p if p.is_absolute() else Path(os.path.normpath(base/p))
     return v
 
 def settings(**overrides) -> dict:

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 import adaptbench
-from .core import (DEFAULTS, ParameterError, RunLockedError, StudyError, StudyFailedError, atomic_path,
-                             atomic_write_json, get_setting, project_root)
+from .core import DEFAULTS, ParameterError, RunLockedError, StudyError, StudyFailedError
+from .core import atomic_path, atomic_write_json, get_setting, project_root
 
 # %% auto #0
 __all__ = ['RESERVED_PARAMS', 'LIST_SYNTAX', 'normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs',
@@ -139,7 +139,7 @@ def run_lock(run:Run, # the run to hold
              poll:float=0.5, # seconds between looks while waiting
             ):
     "Hold `run`'s lock (`run.dir/.lock`, created with O_EXCL, holding this pid) while the block runs."
-    path, run.dir = run.dir/".lock", Path(run.dir)
+    path = run.dir/".lock"
     run.dir.mkdir(parents=True, exist_ok=True)
     me = json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), started=dt.datetime.now().isoformat(timespec="seconds")))
     while True:
