@@ -13,7 +13,7 @@ from adaptbench.sweeps import sweep
 @pytest.fixture
 def picky(studies):
     "A study that fails for n == 2 only, and counts its executions."
-    make_study(studies, "picky", 'n = 1  # anything\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
+    make_study(studies, "picky", 'n = 1  # anything [range: 1..]\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
                "import pandas as pd\nfrom adaptbench.runs import current_run\n"
                "run = current_run('picky', dict(n=n, label=label), run_dir)\n"
                "open(run.dir / 'executions.txt', 'a').write('1')\n"
@@ -57,6 +57,7 @@ def test_local_sweep_runs_in_parallel_keeps_going_and_resumes(picky, runs_dir, t
 @pytest.mark.parametrize("spec, message", [
     (dict(grid=dict(n=[1, "two"])), "parameter 'n' must be int"),
     (dict(grid=dict(m=[1])), "has no parameter 'm'"),
+    (dict(grid=dict(n=[1, 0])), "n = 0 is outside its range 1.."),          # declared in the parameters cell
     (dict(grid=dict(n=1)), "must be a non-empty list"),
     (dict(study="ok", grid=dict(n=[1])), "is for study 'ok'"),
 ])
