@@ -96,7 +96,7 @@ def _run(a) -> int:
     return 0
 
 def _studies(a) -> int:
-    from adaptbench.runs import list_studies, study_parameters
+    from adaptbench.runs import RESERVED_PARAMS, list_studies, study_parameters
     if not a.study:
         names = list_studies()
         if not names: raise StudyError(f"no study notebooks in {os.environ.get('ADAPTBENCH_STUDIES_DIR') or project_root()/'nbs'/'studies'}")
@@ -104,6 +104,7 @@ def _studies(a) -> int:
     fmt = lambda c: " ".join(f"[{k}: {v[0] if v[0] is not None else ''}..{v[1] if v[1] is not None else ''}]" if k == "range"
                              else f"[{k}: {'|'.join(v)}]" if k in ("choices", "items") else f"[{k}]" for k, v in c.items())
     for k, v in study_parameters(a.study).items():
+        if k in RESERVED_PARAMS: continue              # run_dir: set by the runner, not a user's parameter
         print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']} {fmt(v['checks'])}".rstrip())
     return 0
 
