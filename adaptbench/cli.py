@@ -1,4 +1,4 @@
-"""The `adaptbench` command: run a study through papermill, list studies and their parameters, read results.
+"""The `adaptbench` command: run a study through papermill, list studies and their parameters, list runs and read results, run sweeps.
 
 Docs: https://adaptbench.github.io/adaptbench/cli.html.md"""
 
@@ -8,10 +8,14 @@ Docs: https://adaptbench.github.io/adaptbench/cli.html.md"""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
 import time
+from pathlib import Path
 
-from .core import AdaptbenchError, StudyError, StudyFailedError
+from .core import AdaptbenchError, StudyError, StudyFailedError, get_setting, project_root
 
 # %% auto #0
 __all__ = ['main']
@@ -23,19 +27,26 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute a study notebook with parameters (papermill)")
     r.add_argument("study")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="set a parameter (repeatable); VALUE is converted to the parameter's type")
+                   help="set a parameter (repeatable); VALUE is converted to the parameter's type, a list is a,b")
     r.add_argument("--force", action="store_true", help="rerun even if a complete run exists")
+    r.add_argument("--wait", action="store_true", help="if this run is being executed by another process, wait for it")
+    r.add_argument("--dry-run", action="store_true", help="check the parameters and print the run id; run nothing")
     r.add_argument("--runs-dir", default=None, help="where runs are stored (default: the runs_dir setting)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's own output to the terminal")
     s = sub.add_parser("studies", help="list studies, or the parameters of one")
     s.add_argument("study", nargs="?")
-    q = sub.add_parser("results", help="print a study's results table over all complete runs")
+    q = sub.add_parser("results", help="print a study's results table over all complete runs, or list its runs")
     q.add_argument("study")
-    q.add_argument("--table", default="results")
+    q.add_argument("--list", action="store_true", help="list the runs: state, wall time, parameters, tables")
+    q.add_argument("--table", default="results", help="which table of each run (default results)")
+    q.add_argument("--columns", default=None, help="comma-separated columns to show (default: all that vary)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default table)")
+    q.add_argument("--rows", type=int, default=40, help="rows shown by --format table (default 40; 0 = all)")
     q.add_argument("--runs-dir", default=None)
     w = sub.add_parser("sweep", help="run a study over a grid of parameter sets (local processes or Ray)")
     w.add_argument("study")
-    w.add_argument("spec", metavar="SWEEP.yaml", help="sweep file: fixed, grid and runs (see the runs docs)")
+    w.add_argument("spec", metavar="SWEEP.yaml", help="sweep file: fixed, grid and runs (see the sweeps docs)")
     w.add_argument("--executor", choices=["local", "ray"], default=None, help="default: the executor setting")
     w.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
     w.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray instance)")
@@ -47,43 +58,105 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/12_cli.ipynb #27999b04
+def _abs(path:str|None) -> str|None:
+    "A path typed on the command line, made absolute against the directory it was typed in."
+    return str(Path(path).expanduser().resolve()) if path else None
+
+def _headline(run, rows:int=5) -> str:
+    "A few lines that end a run: its tables (size; the first rows of `results`, else of the first table) and its figures."
+    import pandas as pd
+    out, names = [], run.tables()
+    head = "results" if "results" in names else names[0] if names else None
+    for name in names:
+        df = run.read_table(name).drop(columns="run_id", errors="ignore")
+        out.append(f"  table:    {name} ({len(df)} rows × {df.shape[1]} columns): {run.table_path(name)}")
+        if name == head and len(df):
+            with pd.option_context("display.width", 120, "display.max_columns", 8, "display.max_colwidth", 24):
+                out += ["    " + l for l in df.head(rows).to_string(index=False).splitlines()]
+    return "\n".join(out + [f"  figure:   {f}" for f in run.figures()])
+
 def _run(a) -> int:
-    from adaptbench.runs import run_study
+    from adaptbench.runs import Run, resolve_params, run_id, run_study
     params = dict(a.param)
     if len(params) != len(a.param): raise StudyError("a parameter is given twice with -p")
+    if a.dry_run:
+        full = resolve_params(a.study, params)
+        rid = run_id(a.study, full)
+        run = Run(a.study, full, Path(get_setting("runs_dir", _abs(a.runs_dir)))/a.study/rid)
+        print(f"{a.study}: run {rid} ({run.status['state']}); parameters are valid; it would write {run.dir}")
+        for k, v in full.items(): print(f"  {k:<20} {v!r}")
+        return 0
+    if a.verbose: logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     t0 = time.time()
-    run = run_study(a.study, params, force=a.force, runs_dir=a.runs_dir, progress=not a.quiet)
-    figs = sorted((run.dir/"figures").glob("*.png"))
+    run = run_study(a.study, params, force=a.force, runs_dir=_abs(a.runs_dir), progress=not (a.quiet or a.verbose),
+                    log_output=a.verbose, wait=a.wait)
     print(f"{a.study}: run {run.id} {'skipped (complete)' if run.skipped else 'complete'} in {time.time() - t0:.1f} s")
     print(f"  outputs:  {run.dir}")
-    for f in figs: print(f"  figure:   {f}")
+    print(_headline(run))
     return 0
 
 def _studies(a) -> int:
-    from adaptbench.runs import list_studies, study_parameters
+    from adaptbench.runs import RESERVED_PARAMS, list_studies, study_parameters
     if not a.study:
-        print("\n".join(list_studies())); return 0
+        names = list_studies()
+        if not names: raise StudyError(f"no study notebooks in {os.environ.get('ADAPTBENCH_STUDIES_DIR') or project_root()/'nbs'/'studies'}")
+        print("\n".join(names)); return 0
+    fmt = lambda c: " ".join(f"[{k}: {v[0] if v[0] is not None else ''}..{v[1] if v[1] is not None else ''}]" if k == "range"
+                             else f"[{k}: {'|'.join(v)}]" if k in ("choices", "items") else f"[{k}]" for k, v in c.items())
     for k, v in study_parameters(a.study).items():
-        print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']}")
+        if k in RESERVED_PARAMS: continue              # run_dir: set by the runner, not a user's parameter
+        print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']} {fmt(v['checks'])}".rstrip())
+    return 0
+
+# %% ../nbs/12_cli.ipynb #3b870bbe
+def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
+    "Print `df` in `a.format`; in table format, parameters shared by every row go on one line above the table."
+    import pandas as pd
+    if a.columns:
+        cols = [c.strip() for c in a.columns.split(",") if c.strip()]
+        if bad := [c for c in cols if c not in df.columns]:
+            raise StudyError(f"unknown column(s) {', '.join(map(repr, bad))}; columns: {', '.join(df.columns)}")
+        df = df[cols]
+    if a.format == "csv": print(df.to_csv(index=False), end=""); return 0
+    if a.format == "json": print(df.to_json(orient="records", default_handler=str)); return 0
+    if not a.columns:
+        same = [c for c in params if c in df.columns and df[c].astype(str).nunique() <= 1]
+        if same: print("same in every run: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in same))
+        first = ["run_id"] * ("run_id" in df.columns) + list(lead) + [c for c in params if c in df.columns and c not in same]
+        df = df[first + [c for c in df.columns if c not in first and c not in same]]
+    print(df.to_string(index=False, max_rows=a.rows or None, max_colwidth=40))
+    if a.rows and len(df) > a.rows: print(f"({len(df)} rows; --rows 0 shows all, --format csv writes them)")
     return 0
 
 def _results(a) -> int:
-    import pandas as pd
-    from adaptbench.runs import load_results
-    df = load_results(a.study, a.table, runs_dir=a.runs_dir)
-    with pd.option_context("display.max_rows", 50, "display.width", 200): print(df if len(df) else "no complete runs")
-    return 0
+    from adaptbench.runs import iter_runs, list_runs, load_results, study_path
+    study_path(a.study)                                   # an unknown study names the known ones
+    runs_dir = _abs(a.runs_dir)
+    where = Path(get_setting("runs_dir", runs_dir))/a.study
+    if a.list:
+        df = list_runs(a.study, runs_dir)
+        if not len(df): print(f"no runs of {a.study!r} in {where}", file=sys.stderr); return 0
+        lead = ["state", "seconds", "updated", "tables"]
+        return _show(df, a, params=[c for c in df.columns if c not in ["run_id", *lead]], lead=lead)
+    runs = [r for r in iter_runs(a.study, runs_dir) if r.is_complete]
+    if not runs:
+        print(f"no complete runs of {a.study!r} in {where}; start one with `adaptbench run {a.study}`", file=sys.stderr)
+        return 0
+    tables = sorted({t for r in runs for t in r.tables()})
+    if a.table not in tables:
+        raise StudyError(f"no complete run of {a.study!r} has a table {a.table!r}; its tables: {', '.join(tables) or 'none'}")
+    return _show(load_results(a.study, a.table, runs_dir=runs_dir), a, params=sorted({k for r in runs for k in r.params}))
 
 def _sweep(a) -> int:
-    from adaptbench.runs import overrides_as_columns, plan_sweep, sweep
+    from adaptbench.sweeps import overrides_as_columns, plan_sweep, sweep
     show = lambda df: print(df.to_string(index=False, max_colwidth=60))
     if a.dry_run:
-        plan = plan_sweep(a.study, a.spec, a.runs_dir)
+        plan = plan_sweep(a.study, a.spec, _abs(a.runs_dir))
         print(f"{a.study}: {len(plan)} runs, {(plan.state_before == 'complete').sum()} already complete")
         show(overrides_as_columns(plan).drop(columns="dir"))
         return 0
     t0 = time.time()
-    df = sweep(a.study, a.spec, executor=a.executor, workers=a.workers, force=a.force, runs_dir=a.runs_dir,
+    df = sweep(a.study, a.spec, executor=a.executor, workers=a.workers, force=a.force, runs_dir=_abs(a.runs_dir),
                address=a.address, cpus_per_run=a.cpus_per_run, progress=not a.quiet)
     counts = df.state.value_counts()
     print(f"{a.study}: sweep of {len(df)} runs in {time.time() - t0:.1f} s: "
@@ -96,7 +169,11 @@ def _sweep(a) -> int:
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `adaptbench` command."
     a = _parser().parse_args(argv)
-    try: return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep}[a.cmd](a)
+    try:
+        if not os.environ.get("ADAPTBENCH_STUDIES_DIR"): project_root(required=True)   # say so outside a project
+        return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep}[a.cmd](a)
+    except KeyboardInterrupt as e:
+        print(f"interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr); return 130
     except StudyFailedError as e:
         print(f"error: {e}", file=sys.stderr); return 1
     except AdaptbenchError as e:

@@ -19,8 +19,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'StudyError', 'ParameterError',
-           'StudyFailedError', 'project_root', 'settings_file', 'get_setting', 'settings', 'seed_everything',
-           'get_device', 'get_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json']
+           'StudyFailedError', 'RunLockedError', 'ProjectNotFoundError', 'find_project_root', 'project_root',
+           'settings_file', 'get_setting', 'settings', 'seed_everything', 'get_device', 'get_dtype', 'atomic_path',
+           'atomic_write_text', 'atomic_write_json']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -41,6 +42,12 @@ class ParameterError(StudyError, ValueError):
 class StudyFailedError(StudyError):
     "A study notebook raised while executing; the run is recorded as failed."
 
+class RunLockedError(StudyError):
+    "The run asked for is being executed right now by another process (it holds the run's lock)."
+
+class ProjectNotFoundError(SettingsError):
+    "No adaptbench project (a folder with `settings.ini`, or `ADAPTBENCH_ROOT`) around the current directory."
+
 # %% ../nbs/00_core.ipynb #ca9b115d
 DEFAULTS = dict(
     model="smollm2-135m-instruct",  # model spec: shipped alias, HF id or local directory
@@ -54,14 +61,24 @@ DEFAULTS = dict(
 _PATH_SETTINGS = {"runs_dir", "cache_dir"}
 
 # %% ../nbs/00_core.ipynb #07467485
-def project_root(start:str|Path|None=None, # folder to start the upward search from (default: cwd)
-                ) -> Path:
-    "The folder holding `settings.ini` (or `ADAPTBENCH_ROOT`); falls back to the current directory."
+def find_project_root(start:str|Path|None=None, # folder to start the upward search from (default: cwd)
+                     ) -> Path|None:
+    "`ADAPTBENCH_ROOT` if set, else the nearest folder at or above `start` holding `settings.ini`, else None."
     if os.environ.get("ADAPTBENCH_ROOT"): return Path(os.environ["ADAPTBENCH_ROOT"]).expanduser().resolve()
     here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d/"settings.ini").is_file(): return d
-    return here
+    return next((d for d in (here, *here.parents) if (d/"settings.ini").is_file()), None)
+
+def project_root(start:str|Path|None=None, # folder to start the upward search from (default: cwd)
+                 required:bool=False, # raise `ProjectNotFoundError` instead of falling back to the current directory
+                ) -> Path:
+    "The folder holding `settings.ini` (or `ADAPTBENCH_ROOT`); falls back to the current directory unless `required`."
+    root = find_project_root(start)
+    if root is not None and (not required or root.is_dir()): return root
+    if not required: return Path(start or Path.cwd()).resolve()
+    where = f"ADAPTBENCH_ROOT={root}" if root else f"{Path(start or Path.cwd()).resolve()}"
+    raise ProjectNotFoundError(f"no adaptbench project found ({where}): no settings.ini in this folder or any folder "
+                               "above it. cd into the project, or point at it with ADAPTBENCH_ROOT=/path/to/project "
+                               "(the folder holding settings.ini)")
 
 def settings_file(root:Path|None=None) -> Path|None:
     "The settings file in force: `ADAPTBENCH_SETTINGS`, else `settings.ini` at the project root, else None."
@@ -89,17 +106,17 @@ def get_setting(name:str, # a key of `DEFAULTS`
                 value=None, # explicit value: wins when not None
                 root:Path|None=None, # project root (default: `project_root()`)
                ):
-    "Resolve setting `name`: explicit `value` > env `ADAPTBENCH_<NAME>` > settings.ini > `DEFAULTS`."
+    "Resolve setting `name`: explicit `value` > env `ADAPTBENCH_<NAME>` > settings.ini > `DEFAULTS`; a relative path `value` is relative to the current directory, any other relative path to the project root."
     if name not in DEFAULTS: raise SettingsError(f"unknown setting {name!r}; known: {', '.join(DEFAULTS)}")
     root = root or project_root()
     env = os.environ.get(f"ADAPTBENCH_{name.upper()}")
-    for v in (value, env, _read_ini(settings_file(root)).get(name)):
+    for v, base in ((value, Path.cwd().resolve()), (env, root), (_read_ini(settings_file(root)).get(name), root)):
         if v is not None and v != "": break
-    else: v = DEFAULTS[name]
+    else: v, base = DEFAULTS[name], root
     v = _cast(name, v, DEFAULTS[name])
-    if name in _PATH_SETTINGS:
+    if name in _PATH_SETTINGS:      # a path typed as an argument is relative to where it was typed; others to the root
         p = Path(str(v)).expanduser()
-        v = p if p.is_absolute() else root/p
+        v = p if p.is_absolute() else Path(os.path.normpath(base/p))
     return v
 
 def settings(**overrides) -> dict:

@@ -1,4 +1,4 @@
-"""Run ids, the results store (atomic Parquet tables under `data/runs/`), `load_results` over DuckDB, and the papermill runner.
+"""Run ids, the study parameters (read from each study's `parameters` cell, with declared ranges and choices), the results store (atomic Parquet tables under `data/runs/`), `load_results` over DuckDB, one lock per run, and the papermill runner.
 
 Docs: https://adaptbench.github.io/adaptbench/runs.html.md"""
 
@@ -11,25 +11,30 @@ import ast
 import contextlib
 import datetime as dt
 import hashlib
-import itertools
+import io
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
+import tokenize
 import traceback
 from pathlib import Path
 
 import pandas as pd
 
 import adaptbench
-from .core import DEFAULTS, ParameterError, StudyError, StudyFailedError, atomic_path, atomic_write_json, get_setting, project_root
+from .core import DEFAULTS, ParameterError, RunLockedError, StudyError, StudyFailedError
+from .core import atomic_path, atomic_write_json, get_setting, project_root
 
 # %% auto #0
-__all__ = ['RESERVED_PARAMS', 'normalise_params', 'run_id', 'Run', 'current_run', 'iter_runs', 'load_results', 'studies_dir',
-           'list_studies', 'study_path', 'study_parameters', 'resolve_params', 'ensure_kernel', 'run_study',
-           'load_sweep', 'expand_sweep', 'plan_sweep', 'overrides_as_columns', 'sweep']
+__all__ = ['RESERVED_PARAMS', 'LIST_SYNTAX', 'normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs',
+           'list_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'parse_parameters',
+           'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'check_params', 'resolve_params',
+           'study_values', 'executed_parameters', 'current_run', 'ensure_kernel', 'run_study']
 
 # %% ../nbs/09_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:
@@ -56,10 +61,13 @@ class Run:
         self.id = self.dir.name
 
     @classmethod
-    def create(cls, study:str, params:dict, runs_dir=None) -> "Run":
+    def create(cls, study:str, params:dict, runs_dir=None,
+               interactive:bool=False, # a notebook run by hand: its own folder under `<study>/_interactive/`
+              ) -> "Run":
         "The run of `study` with `params` under `runs_dir` (default: the `runs_dir` setting); writes params.json."
         params = normalise_params(params)
-        d = Path(get_setting("runs_dir", runs_dir))/study/run_id(study, params)
+        root = Path(get_setting("runs_dir", runs_dir))/study
+        d = (root/"_interactive" if interactive else root)/run_id(study, params)
         run = cls(study, params, d)
         if not (d/"params.json").exists():
             atomic_write_json(d/"params.json", dict(study=study, version=adaptbench.__version__, params=params))
@@ -78,13 +86,17 @@ class Run:
     @property
     def is_complete(self) -> bool: return self.status.get("state") == "complete"
 
-    def mark(self, state:str, **info):
-        "Record the run's state (running, complete, failed) with extra `info`."
-        atomic_write_json(self.dir/"status.json", dict(self.status, state=state, **info,
+    def mark(self, state:str, # running, complete, failed, interrupted or interactive
+             reset:bool=False, # start a fresh status: drop what an earlier execution recorded (its error, traceback)
+             **info):
+        "Record the run's state with extra `info` (kept across marks of one execution)."
+        atomic_write_json(self.dir/"status.json", dict({} if reset else self.status, state=state, **info,
                                                        updated=dt.datetime.now().isoformat(timespec="seconds")))
 
     def table_path(self, name:str) -> Path: return self.dir/"tables"/f"{name}.parquet"
     def has_table(self, name:str) -> bool: return self.table_path(name).exists()
+    def tables(self) -> list[str]: return sorted(p.stem for p in (self.dir/"tables").glob("*.parquet"))
+    def figures(self) -> list[Path]: return sorted((self.dir/"figures").glob("*.png"))
 
     def write_table(self, df:pd.DataFrame, name:str="results") -> Path:
         "Write `df` (plus a `run_id` column) as `tables/<name>.parquet`, atomically."
@@ -102,20 +114,67 @@ class Run:
 
     def __repr__(self): return f"Run({self.study!r}, {self.id}, {self.status.get('state')}, {self.dir})"
 
-# %% ../nbs/09_runs.ipynb #10e89709
-def current_run(study:str, params:dict, run_dir:str="") -> Run:
-    "The run a study notebook writes to (see above)."
-    if run_dir: return Run.from_dir(run_dir)
-    runs_dir = tempfile.mkdtemp(prefix="adaptbench-test-runs-") if os.environ.get("IN_TEST") else None
-    run = Run.create(study, params, runs_dir)
-    run.mark("interactive")
-    return run
+# %% ../nbs/09_runs.ipynb #4713eb53
+def _pid_alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True         # alive, someone else's
+    return True
+
+def lock_holder(path:str|Path) -> dict|None:
+    "Who holds the lock file `path` (dict of pid, host, started), or None if nobody does or its process is gone."
+    path = Path(path)
+    try: info = json.loads(path.read_text())
+    except FileNotFoundError: return None
+    except (ValueError, OSError):               # being written this instant, or garbage: stale once old
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - path.stat().st_mtime < 10: return {}
+        return None
+    if info.get("host") != socket.gethostname(): return info
+    return info if _pid_alive(int(info.get("pid", -1))) else None
+
+@contextlib.contextmanager
+def run_lock(run:Run, # the run to hold
+             wait:bool=False, # wait for a live holder to finish instead of raising `RunLockedError`
+             poll:float=0.5, # seconds between looks while waiting
+            ):
+    "Hold `run`'s lock (`run.dir/.lock`, created with O_EXCL, holding this pid) while the block runs."
+    path = run.dir/".lock"
+    run.dir.mkdir(parents=True, exist_ok=True)
+    me = json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), started=dt.datetime.now().isoformat(timespec="seconds")))
+    while True:
+        try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = lock_holder(path)
+            if holder is None:                  # stale: its process is gone
+                with contextlib.suppress(FileNotFoundError): path.unlink()
+                continue
+            if not wait:
+                raise RunLockedError(f"{run.study}: run {run.id} is already running (pid {holder.get('pid', '?')} on "
+                                     f"{holder.get('host', '?')}, lock {path}); wait for it with --wait (wait=True)") from None
+            time.sleep(poll); continue
+        with os.fdopen(fd, "w") as f: f.write(me)
+        break
+    try: yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text() == me: path.unlink()
 
 # %% ../nbs/09_runs.ipynb #0f1f5d24
 def iter_runs(study:str, runs_dir=None):
     "Every run folder of `study` that has a params.json."
     root = Path(get_setting("runs_dir", runs_dir))/study
     for d in sorted(root.glob("*/params.json")): yield Run.from_dir(d.parent)
+
+def list_runs(study:str, runs_dir=None) -> pd.DataFrame:
+    "One row per run of `study`: run id, state, wall seconds, last update, tables, then its parameters."
+    rows = []
+    for r in iter_runs(study, runs_dir):
+        s = r.status
+        rows.append(dict(run_id=r.id, state=s.get("state"), seconds=s.get("seconds"), updated=s.get("updated"),
+                         tables=",".join(r.tables()), **{k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                                                         for k, v in r.params.items()}))
+    return pd.DataFrame(rows)
 
 def _match(v, want): return v in want if isinstance(want, (list, tuple, set)) else v == want
 
@@ -161,25 +220,82 @@ def study_path(study:str) -> Path:
     return p
 
 # %% ../nbs/09_runs.ipynb #21ac46be
-def study_parameters(study:str) -> dict[str, dict]:
-    "Parameters of `study`: name → dict(default, type, help), from its `parameters` cell."
-    import papermill as pm
+_MARK = re.compile(r"\[(range|choices|items):([^\]]*)\]|\[(path)\]")
+
+def _declarations(name:str, comment:str) -> tuple[str, dict]:
+    "Split a parameter's comment into its help text and its declared checks."
+    checks = {}
+    for m in _MARK.finditer(comment):
+        kind, arg = (m[1], m[2].strip()) if m[1] else ("path", "")
+        if kind == "range":
+            lo, sep, hi = (s.strip() for s in arg.partition(".."))
+            try: bounds = tuple(None if s == "" else float(s) if "." in s or "e" in s.lower() else int(s) for s in (lo, hi))
+            except ValueError: bounds = None
+            if not sep or bounds is None or bounds == (None, None):
+                raise StudyError(f"parameter {name!r}: [range: {arg}] must read [range: LO..HI] with numbers, either end empty (e.g. [range: 1..])")
+            checks["range"] = bounds
+        elif kind in ("choices", "items"): checks[kind] = [c.strip() for c in arg.split("|") if c.strip()]
+        else: checks["path"] = True
+    return _MARK.sub("", comment).strip(), checks
+
+def _comments(src:str) -> dict[int, str]:
+    "Line number → text of the comment on that line (tokenized, so a `#` inside a string is not a comment)."
+    return {t.start[0]: t.string[1:].strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
+            if t.type == tokenize.COMMENT}
+
+def parse_parameters(src:str, # source of a `parameters` cell
+                     where:str="the parameters cell", # named in errors
+                    ) -> dict[str, dict]:
+    "Parameters declared in `src`, read with `ast`: name → dict(default, type, annotation, help, checks)."
+    try: tree, comments = ast.parse(src), _comments(src)
+    except (SyntaxError, tokenize.TokenError) as e: raise StudyError(f"{where} is not valid Python: {e}") from None
     out = {}
-    for name, p in pm.inspect_notebook(str(study_path(study))).items():
-        try: default = ast.literal_eval(p["default"])
-        except (ValueError, SyntaxError): default = p["default"]
-        out[name] = dict(default=default, type=type(default).__name__, help=p.get("help", ""))
-    if not out: raise StudyError(f"study {study!r} has no cell tagged 'parameters'")
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, ann = node.targets[0].id, None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, ann = node.target.id, ast.unparse(node.annotation)
+        else: raise StudyError(f"{where}, line {node.lineno}: {ast.unparse(node)[:60]!r} is not a `name = value` "
+                               "assignment; keep one plain assignment per parameter there")
+        try: default = ast.literal_eval(node.value)
+        except ValueError: raise StudyError(f"{where}, line {node.lineno}: the default of {name!r} must be a literal "
+                                            f"(number, string, bool, None, list, dict), not {ast.unparse(node.value)!r}") from None
+        comment = next((comments[l] for l in range(node.end_lineno, node.lineno - 1, -1) if l in comments), "")
+        help, checks = _declarations(name, comment)
+        out[name] = dict(default=default, type=ann or type(default).__name__, annotation=ann, help=help, checks=checks)
     return out
+
+def parameters_cell(study:str) -> str:
+    "Source of the cell tagged `parameters` in `study`'s notebook."
+    path = study_path(study)
+    cells = [c for c in json.loads(path.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1: raise StudyError(f"study {study!r} ({path}) needs exactly one cell tagged 'parameters', has {len(cells)}")
+    src = cells[0]["source"]
+    return src if isinstance(src, str) else "".join(src)
+
+def study_parameters(study:str) -> dict[str, dict]:
+    "Parameters of `study`: name → dict(default, type, annotation, help, checks), from its `parameters` cell."
+    out = parse_parameters(parameters_cell(study), f"the parameters cell of {study_path(study)}")
+    if not out: raise StudyError(f"the parameters cell of study {study!r} declares no parameters")
+    return out
+
+def papermill_blind_spots(study:str) -> list[str]:
+    "Parameters `study` declares that papermill's notebook inspection does not see (empty when the two agree)."
+    import logging, papermill as pm
+    logging.getLogger("papermill").setLevel(logging.ERROR)   # its "Unable to parse line" warning is what we report
+    seen = set(pm.inspect_notebook(str(study_path(study))))
+    return [k for k in study_parameters(study) if k not in seen]
 
 # %% ../nbs/09_runs.ipynb #942f72bf
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+LIST_SYNTAX = "a list is written comma separated (a,b; one item: a,) or as YAML ([a, b])"
 
-def _convert(name:str, value, default):
+def _convert(name:str, value, default, annotation:str|None=None):
     "Convert `value` to the type of `default`, or raise `ParameterError`."
     import yaml
     want = type(default)
-    bad = lambda: ParameterError(f"parameter {name!r} must be {want.__name__} (default {default!r}), got {value!r}")
+    bad = lambda extra="": ParameterError(f"parameter {name!r} must be {annotation or want.__name__} (default {default!r}), got {value!r}{extra}")
+    if default is None and isinstance(value, str) and "str" in (annotation or ""): return value
     if isinstance(value, str) and want is not str:
         if want is bool:
             if value.lower() not in _TRUE | _FALSE: raise bad()
@@ -187,15 +303,49 @@ def _convert(name:str, value, default):
         if want in (int, float):
             try: return want(value)
             except ValueError: raise bad() from None
+        if want is list and "," in value and not value.lstrip().startswith("["):
+            return [yaml.safe_load(s.strip()) for s in value.split(",") if s.strip()]
         try: value = yaml.safe_load(value)
         except yaml.YAMLError: raise bad() from None
     if default is None: return value
     if want is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
     if want is list and isinstance(value, tuple): return list(value)
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)): raise bad()
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)): raise bad(f"; {LIST_SYNTAX}" if want is list else "")
     return value
 
-def resolve_params(study:str, params:dict|None=None) -> dict:
+def _typed_path(value:str, cwd:Path) -> str:
+    "`value` made absolute against `cwd` if it names a path there (or starts with ./ ../ ~); else as is (an alias, an id)."
+    p = Path(value).expanduser()
+    if p.is_absolute(): return str(p)
+    if value.startswith(("./", "../")) or value in (".", "..") or (cwd/p).exists(): return str((cwd/p).resolve())
+    return value
+
+def _fmt_range(lo, hi) -> str: return f"{'' if lo is None else lo}..{'' if hi is None else hi}"
+
+def check_params(study:str, params:dict, spec:dict|None=None):
+    "Raise one `ParameterError` listing every value of `params` outside what `study`'s parameters cell declares."
+    spec, problems = spec or study_parameters(study), []
+    for name, v in params.items():
+        c = spec.get(name, {}).get("checks", {})
+        if "range" in c and isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi = c["range"]
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                problems.append(f"{name} = {v!r} is outside its range {_fmt_range(lo, hi)}")
+        if "choices" in c:
+            if bad := [x for x in (v if isinstance(v, list) else [v]) if str(x) not in c["choices"]]:
+                problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['choices'])}")
+        if "items" in c:
+            items = v if isinstance(v, list) else [s.strip() for s in str(v).split(",") if s.strip()]
+            if not items: problems.append(f"{name} needs at least one of {'|'.join(c['items'])}")
+            elif bad := [x for x in items if str(x) not in c["items"]]:
+                problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['items'])}")
+    if problems:
+        raise ParameterError(f"study {study!r}: " + "; ".join(problems) + f" (as declared in its parameters cell; {LIST_SYNTAX})")
+
+def resolve_params(study:str, # name of a notebook in the studies folder
+                   params:dict|None=None, # overrides: values, or strings to convert
+                   cwd:str|Path|None=None, # folder a `[path]` value was typed in (default: the current directory)
+                  ) -> dict:
     "All parameters of `study`: defaults overridden by `params` (converted and checked), settings filled in."
     spec, params = study_parameters(study), dict(params or {})
     bad = sorted(set(params) - set(spec) | set(params) & RESERVED_PARAMS)
@@ -205,10 +355,53 @@ def resolve_params(study:str, params:dict|None=None) -> dict:
     out = {}
     for name, p in spec.items():
         if name in RESERVED_PARAMS: continue
-        v = _convert(name, params[name], p["default"]) if name in params else p["default"]
+        v = _convert(name, params[name], p["default"], p["annotation"]) if name in params else p["default"]
+        if p["checks"].get("path") and isinstance(v, str) and v and v != p["default"]:
+            v = _typed_path(v, Path(cwd or Path.cwd()))
         if v in ("", None) and name in DEFAULTS: v = get_setting(name)
         out[name] = v
+    check_params(study, out, spec)
     return normalise_params(out)
+
+# %% ../nbs/09_runs.ipynb #10e89709
+def study_values(study:str, # name of a notebook in the studies folder
+                 values:dict, # a namespace (a notebook's `globals()`) or a mapping of parameter values
+                ) -> dict:
+    "The resolved, checked parameters of `study` taken from `values`: the names its parameters cell declares."
+    spec = study_parameters(study)
+    return resolve_params(study, {k: values[k] for k in spec if k in values and k not in RESERVED_PARAMS})
+
+def _literal_assignments(src:str) -> dict|None:
+    "name → value if `src` holds nothing but `name = literal` lines (a parameters cell, papermill's injected one), else None."
+    try: return {k: p["default"] for k, p in parse_parameters(src).items()}
+    except StudyError: return None
+
+def executed_parameters(study:str) -> dict|None:
+    """The values of `study`'s parameters as set in this IPython session: its parameters cell as last executed, updated
+    by any later cell made only of literal assignments (papermill's injected cell, a hand-written override); cells that
+    compute (a `scale` that rewrites sizes) do not count. None outside IPython or if the cell was not run here."""
+    try: from IPython import get_ipython
+    except ImportError: return None
+    ip, names = get_ipython(), set(study_parameters(study)) - RESERVED_PARAMS
+    history = [_literal_assignments(src) for src in ((ip.user_ns.get("In") or []) if ip is not None else [])]
+    start = next((i for i in range(len(history) - 1, -1, -1) if history[i] and names <= set(history[i])), None)
+    if start is None or not names: return None
+    values = {}
+    for h in history[start:]: values.update({k: v for k, v in (h or {}).items() if k in names})
+    return values
+
+def current_run(study:str, # name of the study
+                values:dict, # the notebook's `globals()` (or a mapping of its parameter values)
+                run_dir:str|None=None, # the runner's run folder; default: `values["run_dir"]`
+               ) -> Run:
+    "The run a study notebook writes to: the runner's folder, else an interactive run keyed by the current parameter values."
+    if run_dir is None: run_dir = values.get("run_dir", "")
+    if run_dir: return Run.from_dir(run_dir)
+    params = study_values(study, {**values, **(executed_parameters(study) or {})})
+    runs_dir = tempfile.mkdtemp(prefix="adaptbench-test-runs-") if os.environ.get("IN_TEST") else None
+    run = Run.create(study, params, runs_dir, interactive=True)
+    run.mark("interactive", reset=True, pid=os.getpid())
+    return run
 
 # %% ../nbs/09_runs.ipynb #db47a2b8
 def ensure_kernel() -> str:
@@ -222,7 +415,21 @@ def ensure_kernel() -> str:
     install(kernel_name=name, display_name=f"Python (adaptbench, {Path(sys.prefix).name})", prefix=sys.prefix)
     return name
 
+@contextlib.contextmanager
+def _quiet_kernel_warnings():
+    "Silence warnings a local run need not show; the kernel's own (its loopback TCP is unencrypted) are silenced by its log level."
+    import logging, warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(unencrypted|not encrypted|insecure).*")
+        warnings.filterwarnings("ignore", message=".*Jupyter is migrating its paths.*")
+        yield
+
 # %% ../nbs/09_runs.ipynb #fb6903a1
+def _skip(run:Run) -> Run:
+    print(f"{run.study}: run {run.id} is already complete, skipped (force to rerun): {run.dir}")
+    run.skipped = True
+    return run
+
 def run_study(study:str, # name of a notebook in the studies folder
               params:dict|None=None, # parameter overrides (strings are converted to the default's type)
               force:bool=False, # rerun even if a complete run exists
@@ -230,177 +437,39 @@ def run_study(study:str, # name of a notebook in the studies folder
               progress:bool=True, # papermill's cell progress bar
               kernel_name:str|None=None, # default: a kernel of this environment
               log_output:bool=False, # stream the notebook's output
+              wait:bool=False, # if another process is executing this very run, wait for it (else `RunLockedError`)
              ) -> Run:
     "Execute `study` with `params` through papermill into its run folder; skip it if already complete."
     import papermill as pm
     path = study_path(study)
     params = resolve_params(study, params)
     run = Run.create(study, params, runs_dir)
-    if run.is_complete and not force:
-        print(f"{study}: run {run.id} is already complete, skipped (force to rerun): {run.dir}")
-        run.skipped = True
-        return run
-    if force:
-        for sub in ("tables", "figures"): shutil.rmtree(run.dir/sub, ignore_errors=True)
-    run.skipped = False
-    t0 = time.time()
-    run.mark("running", pid=os.getpid(), started=dt.datetime.now().isoformat(timespec="seconds"))
-    try:
-        pm.execute_notebook(str(path), str(run.dir/"notebook.ipynb"), parameters=dict(params, run_dir=str(run.dir)),
-                            kernel_name=kernel_name or ensure_kernel(), progress_bar=progress, cwd=str(path.parent),
-                            log_output=log_output)
-    except BaseException as e:
-        tb = "".join(traceback.format_exception(e)) if not isinstance(e, pm.PapermillExecutionError) else \
-             f"{e.ename}: {e.evalue}\n" + "\n".join(e.traceback)
-        run.mark("failed", error=f"{type(e).__name__}: {getattr(e, 'evalue', e)}", traceback=tb, seconds=round(time.time() - t0, 1))
-        if isinstance(e, pm.PapermillExecutionError):
-            raise StudyFailedError(f"study {study!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
-                                   f"Executed notebook and traceback: {run.dir}") from None
-        raise
-    run.mark("complete", seconds=round(time.time() - t0, 1))
+    if run.is_complete and not force: return _skip(run)
+    with run_lock(run, wait=wait):
+        if run.is_complete and not force: return _skip(run)      # it completed while we waited
+        if force:
+            for sub in ("tables", "figures"): shutil.rmtree(run.dir/sub, ignore_errors=True)
+        run.skipped = False
+        t0 = time.time()
+        run.mark("running", reset=True, pid=os.getpid(), started=dt.datetime.now().isoformat(timespec="seconds"))
+        try:
+            with _quiet_kernel_warnings():
+                pm.execute_notebook(str(path), str(run.dir/"notebook.ipynb"), parameters=dict(params, run_dir=str(run.dir)),
+                                    kernel_name=kernel_name or ensure_kernel(), progress_bar=progress,
+                                    cwd=str(path.parent), log_output=log_output,
+                                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
+        except BaseException as e:
+            seconds = round(time.time() - t0, 1)
+            if isinstance(e, KeyboardInterrupt) or getattr(e, "ename", "") == "KeyboardInterrupt":
+                run.mark("interrupted", seconds=seconds)
+                raise KeyboardInterrupt(f"{study}: run {run.id} interrupted after {seconds} s; "
+                                        f"run it again to start it afresh: {run.dir}") from None
+            tb = "".join(traceback.format_exception(e)) if not isinstance(e, pm.PapermillExecutionError) else \
+                 f"{e.ename}: {e.evalue}\n" + "\n".join(e.traceback)
+            run.mark("failed", error=f"{type(e).__name__}: {getattr(e, 'evalue', e)}", traceback=tb, seconds=seconds)
+            if isinstance(e, pm.PapermillExecutionError):
+                raise StudyFailedError(f"study {study!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
+                                       f"Executed notebook and traceback: {run.dir}") from None
+            raise
+        run.mark("complete", seconds=round(time.time() - t0, 1))
     return run
-
-# %% ../nbs/09_runs.ipynb #042d6c1a
-_SPEC_KEYS = ("study", "fixed", "grid", "runs")
-
-def load_sweep(path:str|Path) -> dict:
-    "Read a sweep file (YAML) into a spec for `expand_sweep`."
-    import yaml
-    p = Path(path)
-    if not p.is_file(): raise StudyError(f"sweep file {str(p)!r} does not exist")
-    try: spec = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e: raise ParameterError(f"sweep file {p} is not valid YAML: {e}") from None
-    return spec
-
-def expand_sweep(spec:dict, # `grid` (name: list of values), optional `fixed` (name: value) and `runs` (list of mappings)
-                ) -> list[dict]:
-    "The parameter sets of a sweep: every combination of `grid`, then each of `runs`, each on top of `fixed`."
-    if not isinstance(spec, dict):
-        raise ParameterError(f"a sweep spec is a mapping with keys {', '.join(_SPEC_KEYS)}; got {type(spec).__name__}")
-    if bad := sorted(set(spec) - set(_SPEC_KEYS)):
-        raise ParameterError(f"sweep spec: unknown key(s) {', '.join(map(repr, bad))}; expected {', '.join(_SPEC_KEYS)}")
-    fixed, grid, runs = spec.get("fixed") or {}, spec.get("grid") or {}, spec.get("runs") or []
-    if not isinstance(fixed, dict): raise ParameterError(f"sweep spec: `fixed` must map names to values, got {fixed!r}")
-    if not isinstance(grid, dict): raise ParameterError(f"sweep spec: `grid` must map names to lists of values, got {grid!r}")
-    for k, v in grid.items():
-        if not isinstance(v, list) or not v:
-            raise ParameterError(f"sweep spec: grid axis {k!r} must be a non-empty list of values, got {v!r}")
-    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
-        raise ParameterError(f"sweep spec: `runs` must be a list of mappings, got {runs!r}")
-    if both := sorted(set(fixed) & set(grid)):
-        raise ParameterError(f"sweep spec: {', '.join(map(repr, both))} is both fixed and a grid axis")
-    if not grid and not runs: raise ParameterError("sweep spec has neither `grid` nor `runs`: nothing to run")
-    sets = [dict(fixed, **dict(zip(grid, combo))) for combo in itertools.product(*grid.values())] if grid else []
-    return sets + [dict(fixed, **r) for r in runs]
-
-# %% ../nbs/09_runs.ipynb #a6e6bcc6
-def plan_sweep(study:str, # name of a notebook in the studies folder
-               spec:dict|str|Path, # a sweep spec or the path of a sweep file
-               runs_dir=None, # default: the `runs_dir` setting
-              ) -> pd.DataFrame:
-    "One row per distinct run of the sweep: run id, folder, state before running, the set's own parameters, all parameters."
-    if not isinstance(spec, dict): spec = load_sweep(spec)
-    if spec.get("study") not in (None, study):
-        raise StudyError(f"the sweep spec is for study {spec['study']!r}, not {study!r}")
-    root = Path(get_setting("runs_dir", runs_dir)).resolve()/study
-    rows, seen = [], set()
-    for i, p in enumerate(expand_sweep(spec)):
-        try: full = resolve_params(study, p)
-        except ParameterError as e: raise ParameterError(f"sweep parameter set {i} {p}: {e}") from None
-        rid = run_id(study, full)
-        if rid in seen: continue
-        seen.add(rid)
-        rows.append(dict(run_id=rid, dir=str(root/rid), state_before=Run(study, full, root/rid).status["state"],
-                         overrides=p, params=full))
-    return pd.DataFrame(rows)
-
-def overrides_as_columns(plan:pd.DataFrame) -> pd.DataFrame:
-    "`plan` with its `overrides` mappings spread into one column per parameter (and no `params` column)."
-    return pd.concat([plan.drop(columns=["overrides", "params"], errors="ignore"),
-                      pd.json_normalize(list(plan.overrides)).set_index(plan.index)], axis=1)
-
-# %% ../nbs/09_runs.ipynb #af8ef36d
-def _sweep_job(study:str, params:dict, force:bool, runs_dir:str) -> dict:
-    "Run one (resolved) parameter set of a sweep; a failure is recorded in the run folder and returned as a row."
-    t0 = time.time()
-    try:
-        run = run_study(study, params, force=force, runs_dir=runs_dir, progress=False)
-        state, error = ("skipped" if run.skipped else "complete"), ""
-    except Exception as e: state, error = "failed", f"{type(e).__name__}: {e}"
-    return dict(run_id=run_id(study, params), state=state, seconds=round(time.time() - t0, 1), error=error)
-
-def _sweep_job_main():
-    "One sweep job in a process of its own: the job as JSON on stdin, its outcome as JSON on the last line of stdout."
-    print(json.dumps(_sweep_job(**json.loads(sys.stdin.read()))))
-
-def _sweep_job_subprocess(job:dict) -> dict:
-    "Run `job` in a fresh Python process (no multiprocessing: works from any script, notebook or REPL)."
-    import subprocess
-    p = subprocess.run([sys.executable, "-c", "from adaptbench.runs import _sweep_job_main; _sweep_job_main()"],
-                       input=json.dumps(job), capture_output=True, text=True)
-    try: return json.loads(p.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):      # the process died before it could say how the run went
-        return dict(run_id=run_id(job["study"], job["params"]), state="failed", seconds=float("nan"),
-                    error=f"worker process exited with {p.returncode}: {p.stderr.strip()[-500:]}")
-
-def _local_jobs(jobs:list[dict], workers:int):
-    "Yield the outcome of each job as it finishes: in this process if `workers` is 1, else `workers` processes at a time."
-    if workers == 1:
-        for j in jobs: yield _sweep_job(**j)
-        return
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-    with ThreadPoolExecutor(workers) as ex:
-        for f in as_completed([ex.submit(_sweep_job_subprocess, j) for j in jobs]): yield f.result()
-
-def _ray_jobs(jobs:list[dict], workers:int, address:str|None, cpus_per_run:float):
-    "Yield the outcome of each job as it finishes, each a Ray task (a local Ray instance of `workers` CPUs, or `address`)."
-    try: import ray
-    except ImportError:
-        raise StudyError("executor 'ray' needs Ray: pip install 'ray>=2.9' (or use the local executor)") from None
-    started = not ray.is_initialized()
-    if started:
-        env = {k: v for k, v in os.environ.items() if k.startswith(("ADAPTBENCH_", "HF_", "TRANSFORMERS_"))}
-        try: ray.init(address=address, num_cpus=None if address else max(workers * cpus_per_run, cpus_per_run),
-                      runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError, SystemExit) as e:   # Ray exits when it cannot connect
-            raise StudyError(f"could not start or reach Ray (address {address!r}): {e}. Start a cluster with "
-                             "`ray start --head`, or drop --address for a local Ray instance") from None
-    task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_sweep_job)
-    try:
-        pending = [task.remote(**j) for j in jobs]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
-    finally:
-        if started: ray.shutdown()
-
-# %% ../nbs/09_runs.ipynb #87f2d307
-def sweep(study:str, # name of a notebook in the studies folder
-          spec:dict|str|Path, # a sweep spec or the path of a sweep file (see above)
-          executor:str|None=None, # local | ray (default: the `executor` setting)
-          workers:int=1, # runs at once (local processes, or the CPUs of a local Ray instance)
-          force:bool=False, # rerun complete runs too
-          runs_dir=None, # default: the `runs_dir` setting
-          address:str|None=None, # Ray cluster address (e.g. "auto"); default: start a local Ray instance
-          cpus_per_run:float=1, # CPUs Ray reserves for each run
-          progress:bool=True, # a progress bar over runs
-         ) -> pd.DataFrame:
-    "Run `study` on every parameter set of `spec`, skipping complete runs; one row per run with its state and folder."
-    from tqdm.auto import tqdm
-    executor = get_setting("executor", executor)
-    if executor not in ("local", "ray"): raise ParameterError(f"executor must be 'local' or 'ray', got {executor!r}")
-    if not isinstance(workers, int) or workers < 1: raise ParameterError(f"workers must be an int ≥ 1, got {workers!r}")
-    runs_dir = str(Path(get_setting("runs_dir", runs_dir)).resolve())
-    plan = plan_sweep(study, spec, runs_dir)          # every parameter set is checked before anything runs
-    ensure_kernel()                                   # once, so parallel runs do not race to register it
-    jobs = [dict(study=study, params=p, force=force, runs_dir=runs_dir) for p in plan.params]
-    it = _local_jobs(jobs, workers) if executor == "local" else _ray_jobs(jobs, workers, address, cpus_per_run)
-    done = []
-    with tqdm(total=len(jobs), desc=f"sweep {study} ({executor})", disable=not progress, unit="run") as bar:
-        for row in it:
-            done.append(row); bar.update()
-            bar.set_postfix(failed=sum(r["state"] == "failed" for r in done))
-    out = overrides_as_columns(plan.merge(pd.DataFrame(done), on="run_id", how="left"))
-    sid = hashlib.sha256(json.dumps(sorted(out.run_id)).encode()).hexdigest()[:12]
-    with atomic_path(Path(runs_dir)/study/"_sweeps"/f"{sid}.csv") as tmp: out.to_csv(tmp, index=False)
-    return out

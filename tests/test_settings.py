@@ -52,3 +52,24 @@ def test_environment_reaches_a_fresh_process(root):
     env = {"ADAPTBENCH_ROOT": str(root), "ADAPTBENCH_MODEL": "from-env", "PATH": ""}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "from-env"
+
+
+def test_a_typed_path_is_relative_to_where_it_was_typed(root, tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    assert get_setting("runs_dir", "../x") == tmp_path / "a" / "x"        # an argument: from the current directory
+    assert get_setting("runs_dir") == root / "out" / "runs"                 # settings.ini: from the project root
+    monkeypatch.setenv("ADAPTBENCH_RUNS_DIR", "env/runs")
+    assert get_setting("runs_dir") == root / "env" / "runs"                 # the environment: from the project root
+
+
+def test_outside_a_project(tmp_path, monkeypatch):
+    from adaptbench.core import ProjectNotFoundError, find_project_root
+    monkeypatch.delenv("ADAPTBENCH_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert find_project_root() is None and project_root() == tmp_path    # the library falls back to the cwd
+    with pytest.raises(ProjectNotFoundError, match="ADAPTBENCH_ROOT"):
+        project_root(required=True)                                      # the command line says so
+    monkeypatch.setenv("ADAPTBENCH_ROOT", str(tmp_path / "missing"))
+    with pytest.raises(ProjectNotFoundError, match="missing"):
+        project_root(required=True)

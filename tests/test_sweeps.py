@@ -6,13 +6,14 @@ import yaml
 from conftest import make_study
 
 from adaptbench.cli import main
-from adaptbench.runs import load_results, sweep
+from adaptbench.runs import load_results
+from adaptbench.sweeps import sweep
 
 
 @pytest.fixture
 def picky(studies):
     "A study that fails for n == 2 only, and counts its executions."
-    make_study(studies, "picky", 'n = 1  # anything\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
+    make_study(studies, "picky", 'n = 1  # anything [range: 1..]\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
                "import pandas as pd\nfrom adaptbench.runs import current_run\n"
                "run = current_run('picky', dict(n=n, label=label), run_dir)\n"
                "open(run.dir / 'executions.txt', 'a').write('1')\n"
@@ -56,6 +57,7 @@ def test_local_sweep_runs_in_parallel_keeps_going_and_resumes(picky, runs_dir, t
 @pytest.mark.parametrize("spec, message", [
     (dict(grid=dict(n=[1, "two"])), "parameter 'n' must be int"),
     (dict(grid=dict(m=[1])), "has no parameter 'm'"),
+    (dict(grid=dict(n=[1, 0])), "n = 0 is outside its range 1.."),          # declared in the parameters cell
     (dict(grid=dict(n=1)), "must be a non-empty list"),
     (dict(study="ok", grid=dict(n=[1])), "is for study 'ok'"),
 ])
@@ -78,7 +80,8 @@ def test_ray_sweep(picky, runs_dir, tmp_path):
 
 def test_a_worker_process_that_dies_is_a_failed_run(picky, runs_dir):
     "A job whose process dies before reporting (here: a malformed job) comes back as a failed row, not a crash."
-    from adaptbench.runs import _sweep_job_subprocess, resolve_params
+    from adaptbench.runs import resolve_params
+    from adaptbench.sweeps import _sweep_job_subprocess
     row = _sweep_job_subprocess(dict(study="picky", params=resolve_params("picky", {}), force=False,
                                      runs_dir=str(runs_dir), bogus=1))
     assert row["state"] == "failed" and "exited with 1" in row["error"] and "bogus" in row["error"]
