@@ -297,7 +297,7 @@ def _autotuned(large:bool, fused:bool=False):
         _tuned[large, fused] = triton.autotune(configs=cfgs, key=["V", "D", "T_BUCKET"], do_bench=_AUTOTUNE_DO_BENCH)(_confidence_fwd_kernel)
     return _tuned[large, fused]
 
-# %% ../nbs/kernels/01_confidence.ipynb #b3250d58
+# %% ../nbs/kernels/01_confidence.ipynb #1264c63c
 @dataclass
 class _Plan:
     "What the launcher decides from shapes and options alone, made once per key and reused (no per-call work)."
@@ -394,7 +394,7 @@ def confidence_stats_triton(h:torch.Tensor,   # (T, d) hidden states (after the 
             out["lse"], out["max_prob"], out["argmax"], out["second_logit"], out["margin"], out["entropy"], BLOCK_T=128)
     return out
 
-# %% ../nbs/kernels/01_confidence.ipynb #bfb7b89d
+# %% ../nbs/kernels/01_confidence.ipynb #b2684520
 import os
 
 def _kernel_serves(h:torch.Tensor) -> bool:
