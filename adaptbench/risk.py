@@ -236,7 +236,7 @@ class LTTResult:
     n: int                        # calibration instances
     p_value: str                  # which p-value
     fwer: str                     # which FWER procedure
-    level: float                  # per-test level (δ/C or δ/#paths)
+    level: float                  # per-test level: δ/C (Bonferroni; Holm's first step) or δ/#paths (fixed sequence)
     p_values: np.ndarray          # (C,) combined p-value per configuration
     valid: np.ndarray             # (C,) bool
     risk_hat: dict                # name → (C,) empirical risk
