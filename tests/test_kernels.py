@@ -191,3 +191,47 @@ def test_no_live_column_is_nan_through_signals():
     for k in ("max_prob", "margin", "entropy"): assert torch.isnan(r[k]).all(), k
     assert torch.isinf(r["lse"]).all() and (r["argmax"] == 0).all() and r["entropy"].shape == (2, 3)
     assert not (r["entropy"] < 0.1).any() and not (r["max_prob"] >= 0.9).any()   # a threshold rule never fires on it
+
+
+# ---------------------------------------------------------------- the benchmark script, dry-run on the CPU
+
+def _bench_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_confidence", ROOT / "tools" / "bench_confidence.py")
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+@needs_triton
+def test_bench_variants_reach_the_launch(monkeypatch):
+    """Every prefill configuration the bench records is launched with its own tiles, warps and stages (launches
+    recorded, not run), and the autotuned call is kept as its own variant."""
+    bench = _bench_module()
+    v = bench.variants(4096, "prefill")
+    assert list(v)[0] == "autotuned" and len(v) == 1 + len(conf._TUNE_LARGE)
+    assert bench.variants(1, "prefill") == {"autotuned": {}} and len(bench.variants(1, "all")) == 1 + len(conf._TUNE_SMALL)
+    fwd, merge = _Recorder(), _Recorder()
+    monkeypatch.setattr(conf, "_confidence_fwd_kernel", fwd)
+    monkeypatch.setattr(conf, "_confidence_merge_kernel", merge)
+    monkeypatch.setattr(conf, "_PLANS", {})
+    h, W, b = _inputs(T=200, V=1000, d=64)
+    for name, kw in list(v.items())[1:]:
+        conf.confidence_stats_triton(h, W, **kw)
+        grid, a, k = fwd.calls[-1]
+        assert bench.variant_name(k["BLOCK_T"], k["BLOCK_V"], k["BLOCK_D"], k["num_warps"], k["num_stages"]) == name
+        assert grid[0] == -(-200 // k["BLOCK_T"]) and k["FUSED"] is False
+
+def test_bench_cpu_dry_run(tmp_path):
+    "On a CPU: --require-cuda stops with status 2 and a message; the quick CPU run writes a table with a variant column."
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_confidence.py")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="")
+    p = subprocess.run(cmd + ["--require-cuda", "--device", "cpu"], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2 and "CUDA is not available" in p.stderr
+    out = tmp_path / "bench.csv"
+    p = subprocess.run(cmd + ["--shapes", "quick", "--max-cpu-macs", "3e7", "--reps", "1", "--providers", "eager,reference",
+                              "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    import pandas as pd
+    df = pd.read_csv(out)
+    assert len(df) == 8 and set(df.provider) == {"eager", "reference"} and "variant" in df
+    ok = df[df.status == "ok"]
+    assert len(ok) == 2 and (ok["T"] == 1).all() and (ok.max_abs_err_entropy < 1e-4).all()
