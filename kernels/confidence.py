@@ -139,9 +139,11 @@ if triton is not None:
     def _merge_store(
         P_ptr, stride_pk, stride_ps, I_ptr, stride_is, n_splits, rows, ok,
         LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr,
-        BLOCK_T: tl.constexpr,
+        BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr = 16,
     ):
-        "Merge the per-split partials of `rows` in vocabulary order (= `merge_partials`), finish (= `finish_partials`), store."
+        """Merge the per-split partials of `rows` in vocabulary order (= `merge_partials`), finish (= `finish_partials`),
+        store. BLOCK_S splits at a time are loaded as one (BLOCK_S, BLOCK_T) tile and reduced along the split axis, so
+        hundreds of splits (decode) cost a few wide steps rather than one dependent load chain per split."""
         NEG_INF: tl.constexpr = float("-inf")
         NAN: tl.constexpr = float("nan")
         m = tl.full([BLOCK_T], NEG_INF, tl.float32)
@@ -149,25 +151,40 @@ if triton is not None:
         s = tl.zeros([BLOCK_T], tl.float32)
         t2 = tl.full([BLOCK_T], NEG_INF, tl.float32)
         i1 = tl.zeros([BLOCK_T], tl.int32)
-        for k in range(0, n_splits):
-            p = P_ptr + k * stride_ps + rows
+        for k0 in range(0, n_splits, BLOCK_S):
+            ks = k0 + tl.arange(0, BLOCK_S)                      # (BLOCK_S,) split indices
+            msk = (ks < n_splits)[:, None] & ok[None, :]         # (BLOCK_S, BLOCK_T)
+            p = P_ptr + ks[:, None] * stride_ps + rows[None, :]
             # .cg: read through L2, where other programs' partials land (the fused path reads them right after)
-            mk = tl.load(p, mask=ok, other=NEG_INF, cache_modifier=".cg")
-            dk = tl.load(p + stride_pk, mask=ok, other=0.0, cache_modifier=".cg")
-            sk = tl.load(p + 2 * stride_pk, mask=ok, other=0.0, cache_modifier=".cg")
-            tk = tl.load(p + 3 * stride_pk, mask=ok, other=NEG_INF, cache_modifier=".cg")
-            ik = tl.load(I_ptr + k * stride_is + rows, mask=ok, other=0, cache_modifier=".cg")
-            M = tl.maximum(m, mk)
+            mk = tl.load(p, mask=msk, other=NEG_INF, cache_modifier=".cg")
+            dk = tl.load(p + stride_pk, mask=msk, other=0.0, cache_modifier=".cg")
+            sk = tl.load(p + 2 * stride_pk, mask=msk, other=0.0, cache_modifier=".cg")
+            tk = tl.load(p + 3 * stride_pk, mask=msk, other=NEG_INF, cache_modifier=".cg")
+            ik = tl.load(I_ptr + ks[:, None] * stride_is + rows[None, :], mask=msk, other=0, cache_modifier=".cg")
+            # the chunk's own statistics: max, rescaled sums, first split holding the max, runner-up
+            mc = tl.max(mk, axis=0)                              # (BLOCK_T,)
+            mc_safe = tl.where(mc == NEG_INF, 0.0, mc)
+            live = mk != NEG_INF
+            c = tl.where(live, tl.exp(mk - mc_safe[None, :]), 0.0)
+            dl = tl.where(live, mk - mc_safe[None, :], 0.0)
+            dc = tl.sum(c * dk, axis=0)
+            sc = tl.sum(c * (sk + dl * dk), axis=0)
+            first = tl.argmax(mk, axis=0)                        # first split of the chunk on ties
+            is_first = tl.arange(0, BLOCK_S)[:, None] == first[None, :]
+            ic = tl.sum(tl.where(is_first, ik, 0), axis=0)
+            tc = tl.maximum(tl.max(tl.where(is_first, NEG_INF, mk), axis=0), tl.max(tk, axis=0))
+            # merge the chunk into the running statistics (an earlier chunk wins ties: strict >)
+            M = tl.maximum(m, mc)
             M_safe = tl.where(M == NEG_INF, 0.0, M)
             ca = tl.where(m == NEG_INF, 0.0, tl.exp(m - M_safe))
             da = tl.where(m == NEG_INF, 0.0, m - M_safe)
-            cb = tl.where(mk == NEG_INF, 0.0, tl.exp(mk - M_safe))
-            db = tl.where(mk == NEG_INF, 0.0, mk - M_safe)
-            s = ca * (s + da * d) + cb * (sk + db * dk)
-            d = ca * d + cb * dk
-            take = mk > m
-            t2 = tl.where(take, tl.maximum(m, tk), tl.maximum(t2, mk))
-            i1 = tl.where(take, ik, i1)
+            cb = tl.where(mc == NEG_INF, 0.0, tl.exp(mc - M_safe))
+            db = tl.where(mc == NEG_INF, 0.0, mc - M_safe)
+            s = ca * (s + da * d) + cb * (sc + db * dc)
+            d = ca * d + cb * dc
+            take = mc > m
+            t2 = tl.where(take, tl.maximum(m, tc), tl.maximum(t2, mc))
+            i1 = tl.where(take, ic, i1)
             m = M
         dead = d == 0.0                                          # no live column: no information -> NaN statistics
         d_safe = tl.where(dead, 1.0, d)
