@@ -324,11 +324,26 @@ class _Plan:
     v_per_split: int              # columns per split
     grid: tuple|None              # launch grid; None until autotuning has picked BLOCK_T
     meta: dict|None               # BLOCK_T/V/D, num_warps, num_stages; None until autotuning has run
-    part: torch.Tensor            # (4, n_splits, T) float32 workspace: max, d, s, runner-up
-    part_i: torch.Tensor          # (n_splits, T) int32 workspace: first argmax
-    counters: torch.Tensor        # (token blocks,) int32 arrival counters, zero between calls
+    part: torch.Tensor            # (4, n_splits, T) float32 workspace view: max, d, s, runner-up
+    part_i: torch.Tensor          # (n_splits, T) int32 workspace view: first argmax
+    counters: torch.Tensor        # (≥ token blocks,) int32 arrival counters, zero between calls
 
 _PLANS: dict = {}
+_WORKSPACE: dict = {}   # (device, T rounded up to a power of 2) -> partials, argmax partials, counters
+
+def _workspace(device:torch.device, T:int, n_splits:int) -> tuple:
+    """Views of the workspace shared by every plan whose T rounds up to the same power of two, so memory stays bounded
+    however many lengths are seen (a few MB in all). It only grows; a replaced buffer lives on in the plans (and CUDA
+    graphs) that view it. Calls on one stream run in order, so sharing is safe; counters are left at 0 by each call."""
+    tb = triton.next_power_of_2(T)
+    ws = _WORKSPACE.get((device, tb))
+    if ws is None or ws[0].shape[1] < n_splits:
+        ns = max(n_splits, 0 if ws is None else ws[0].shape[1])
+        ws = _WORKSPACE[device, tb] = (torch.empty(4, ns, tb, dtype=torch.float32, device=device),
+                                       torch.empty(ns, tb, dtype=torch.int32, device=device),
+                                       torch.zeros(triton.cdiv(tb, 16), dtype=torch.int32, device=device))  # BLOCK_T >= 16
+    part, part_i, counters = ws
+    return part[:, :n_splits, :T], part_i[:n_splits, :T], counters
 
 def _make_plan(h, V, D, autotune, block_t, block_v, block_d, n_splits, num_warps, num_stages, fuse) -> _Plan:
     "Tile sizes, splits, one or two launches, and the workspace, from the shapes only."
@@ -350,10 +365,7 @@ def _make_plan(h, V, D, autotune, block_t, block_v, block_d, n_splits, num_warps
                     num_warps=num_warps or (8 if block_t * block_v >= 8192 else 4))
         if num_stages: meta["num_stages"] = num_stages
         grid = (triton.cdiv(T, block_t), n_splits)
-    part = torch.empty(4, n_splits, T, dtype=torch.float32, device=h.device)
-    part_i = torch.empty(n_splits, T, dtype=torch.int32, device=h.device)
-    counters = torch.zeros(triton.cdiv(T, min_block_t), dtype=torch.int32, device=h.device)
-    return _Plan(fused, T > 64, n_splits, v_per_split, grid, meta, part, part_i, counters)
+    return _Plan(fused, T > 64, n_splits, v_per_split, grid, meta, *_workspace(h.device, T, n_splits))
 
 def _check_out(out:dict, T:int, device:torch.device) -> dict:
     "Caller-provided outputs: the six keys, each (T,) contiguous on `device`, float32 (argmax int64)."

@@ -235,3 +235,23 @@ def test_bench_cpu_dry_run(tmp_path):
     assert len(df) == 8 and set(df.provider) == {"eager", "reference"} and "variant" in df
     ok = df[df.status == "ok"]
     assert len(ok) == 2 and (ok["T"] == 1).all() and (ok.max_abs_err_entropy < 1e-4).all()
+
+@needs_triton
+def test_workspace_is_shared_per_power_of_two(monkeypatch):
+    """Plans are cached per shape, but their partial buffers are views of one workspace per (device, T rounded up to a
+    power of 2): many sequence lengths do not each keep their own buffers alive."""
+    fwd, merge = _Recorder(), _Recorder()
+    monkeypatch.setattr(conf, "_confidence_fwd_kernel", fwd)
+    monkeypatch.setattr(conf, "_confidence_merge_kernel", merge)
+    monkeypatch.setattr(conf, "_PLANS", {})
+    monkeypatch.setattr(conf, "_WORKSPACE", {})
+    W = torch.randn(1000, 16)
+    for T in range(33, 65):
+        conf.confidence_stats_triton(torch.randn(T, 16), W, autotune=False, block_v=64, fuse=False)
+    assert len(conf._PLANS) == 32 and len(conf._WORKSPACE) == 1
+    ptrs = {p.part.untyped_storage().data_ptr() for p in conf._PLANS.values()}
+    assert len(ptrs) <= 2                                             # one buffer (grown at most once here)
+    for (grid, a, k), T in zip(fwd.calls, range(33, 65)):
+        part = a[7]
+        assert part.shape[2] == T and part.stride(2) == 1 and a[8] == part.stride(0) and a[9] == part.stride(1)
+        assert a[12].dtype == torch.int32 and a[12].numel() >= grid[0]   # a counter per token block
