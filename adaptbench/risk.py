@@ -1,4 +1,4 @@
-"""Distribution-free risk control for stopping rules: Learn-then-Test with five p-values and two FWER procedures, several risks at once, conformal risk control, and the efficiency loss that picks the cheapest valid configuration.
+"""Distribution-free risk control for stopping rules: Learn-then-Test with five p-values and three FWER procedures, several risks at once, conformal risk control, and the efficiency loss that picks the cheapest valid configuration.
 
 Docs: https://adaptbench.github.io/adaptbench/risk.html.md"""
 
@@ -18,9 +18,9 @@ from .core import AdaptbenchError
 
 # %% auto #0
 __all__ = ['P_VALUES', 'BINARY_ONLY', 'FWER', 'RiskInputError', 'NoValidConfigurationError', 'binary_kl', 'hoeffding_p',
-           'hoeffding_kl_p', 'bentkus_p', 'hoeffding_bentkus_p', 'binomial_p', 'bonferroni', 'fixed_sequence',
-           'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_losses', 'LTTResult',
-           'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'stack_policies',
+           'hoeffding_kl_p', 'bentkus_p', 'hoeffding_bentkus_p', 'binomial_p', 'bonferroni', 'fixed_sequence', 'holm',
+           'check_procedure', 'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_losses',
+           'LTTResult', 'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'stack_policies',
            'calibrate_policies', 'repeat_splits']
 
 # %% ../nbs/06_risk.ipynb #4ce0131d
@@ -106,15 +106,55 @@ def fixed_sequence(p:np.ndarray, # (..., C) p-values
         rej[..., path] |= np.cumprod(p[..., path] <= level, axis=-1).astype(bool)
     return rej
 
-FWER: dict[str, Callable] = dict(bonferroni=bonferroni, fixed_sequence=fixed_sequence)
+def holm(p:np.ndarray, # (..., C) p-values
+         delta:float, # family-wise error level
+        ) -> np.ndarray: # (..., C) bool: rejected nulls
+    "Holm's step-down procedure: reject the j-th smallest p-value while p₍j₎ ≤ δ/(C − j + 1), stop at the first failure."
+    p = np.asarray(p, float)
+    C = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")                     # (..., C) ascending
+    ps = np.take_along_axis(p, order, axis=-1)
+    rej_sorted = np.cumprod(ps <= delta / (C - np.arange(C)), axis=-1).astype(bool)
+    rej = np.zeros(p.shape, bool)
+    np.put_along_axis(rej, order, rej_sorted, axis=-1)
+    return rej
+
+FWER: dict[str, Callable] = dict(bonferroni=bonferroni, holm=holm, fixed_sequence=fixed_sequence)
 
 # %% ../nbs/06_risk.ipynb #8373ea16
+def check_procedure(p_value:str|None=None, # a key of `P_VALUES` (None: not checked)
+                    fwer:str|None=None, # a key of `FWER` (None: not checked)
+                    losses:Mapping|None=None, # name → loss array the p-value will be computed from
+                    risk_hat=None, # or: empirical risks (any shape) ...
+                    n:int|None=None, # ... and the calibration size behind them
+                   ) -> None:
+    """The one validity check of a (p-value, FWER) choice against the data it is applied to; every entry point that
+    takes a p-value or FWER name calls it. Raises `RiskInputError` for an unknown name, or for a 0/1-only p-value
+    (`BINARY_ONLY`) on losses that are not all 0 or 1 — or, given only risks, on an n·R̂ that is not an integer."""
+    if p_value is not None and p_value not in P_VALUES:
+        raise RiskInputError(f"unknown p_value {p_value!r}; choose from {sorted(P_VALUES)}")
+    if fwer is not None and fwer not in FWER: raise RiskInputError(f"unknown fwer {fwer!r}; choose from {sorted(FWER)}")
+    if p_value not in BINARY_ONLY: return
+    fix = "use 'hoeffding_bentkus' (valid for any loss in [0, 1]) or binarise the losses"
+    for k, v in (losses or {}).items():
+        v = np.asarray(v, float)
+        bad = (v != 0) & (v != 1)
+        if bad.any():
+            raise RiskInputError(f"the {p_value!r} p-value is valid for 0/1 losses only, but losses[{k!r}] has "
+                                 f"{int(bad.sum())} other values (e.g. {v[bad].flat[0]:g}); {fix}")
+    if risk_hat is not None:
+        k = np.asarray(n * np.asarray(risk_hat, float))
+        if (np.abs(k - np.round(k)) > 1e-6).any():
+            raise RiskInputError(f"the {p_value!r} p-value is valid for 0/1 losses only, but n·R̂ is not a whole "
+                                 f"number of losses (n = {n}, e.g. R̂ = {np.asarray(risk_hat).flat[0]:g}); {fix}")
+
 def ltt_p_values(risk_hat:np.ndarray, # (..., K, C) empirical risks of K risks for C configurations
                  n:int, # calibration instances behind each empirical risk
                  eps, # (K,) target per risk (or a scalar)
                  p_value:str="hoeffding_bentkus", # a key of `P_VALUES`
                 ) -> np.ndarray: # (..., C): max over risks of the p-values
     "p-value of H_λ: some R_k(λ) > ε_k — the maximum over the K risks of each risk's p-value."
+    check_procedure(p_value, risk_hat=risk_hat, n=n)
     eps = np.asarray(eps, float).reshape(-1, 1)                   # (K, 1)
     return P_VALUES[p_value](risk_hat, n, eps).max(axis=-2)
 
@@ -123,10 +163,11 @@ def ltt_valid(risk_hat:np.ndarray, # (..., K, C) empirical risks
               eps, # (K,) targets
               delta:float, # family-wise error level
               p_value:str="hoeffding_bentkus", # a key of `P_VALUES`
-              fwer:str="fixed_sequence", # a key of `FWER`
+              fwer:str="fixed_sequence", # a key of `FWER`: bonferroni | holm | fixed_sequence
               paths=None, # fixed-sequence paths (safest first); None: grid order
              ) -> np.ndarray: # (..., C) bool: valid configurations
     "Learn-then-Test: configurations whose null 'risk above target' is rejected under FWER control at δ."
+    check_procedure(fwer=fwer)
     p = ltt_p_values(risk_hat, n, eps, p_value)
     return fixed_sequence(p, delta, paths) if fwer == "fixed_sequence" else FWER[fwer](p, delta)
 
@@ -145,6 +186,7 @@ def min_calibration_size(eps:float, # target risk
                          n_max:int=10**9, # give up beyond this
                         ) -> float: # smallest n (as float), inf if none up to `n_max` (or R̂ ≥ ε)
     "Smallest calibration size n at which an empirical risk `risk_hat` gives a p-value ≤ `level`."
+    check_procedure(p_value)                                      # the name only: the risk is hypothetical
     f = lambda n: P_VALUES[p_value](risk_hat, n, eps) <= level
     if risk_hat >= eps or not f(n_max): return float("inf")
     lo, hi = 0, 1
@@ -194,7 +236,7 @@ class LTTResult:
     n: int                        # calibration instances
     p_value: str                  # which p-value
     fwer: str                     # which FWER procedure
-    level: float                  # per-test level (δ/C or δ/#paths)
+    level: float                  # per-test level: δ/C (Bonferroni; Holm's first step) or δ/#paths (fixed sequence)
     p_values: np.ndarray          # (C,) combined p-value per configuration
     valid: np.ndarray             # (C,) bool
     risk_hat: dict                # name → (C,) empirical risk
@@ -203,6 +245,7 @@ class LTTResult:
     configs: pd.DataFrame         # one row per configuration
     n_min: float                  # smallest n that could support the targets (zero observed loss)
     n_needed: float               # smallest n at the best configuration's observed risks (inf if above target)
+    paths: list|None = None       # fixed-sequence paths actually tested (None for other procedures)
 
     @property
     def ok(self) -> bool: return self.chosen is not None
@@ -210,6 +253,16 @@ class LTTResult:
     @property
     def guarantee(self) -> str:
         targets = ", ".join(f"{k} ≤ {v:g}" for k, v in self.eps.items())
+        if not self.ok and self.stopped_early:
+            first = sorted({int(path[0]) for path in self.paths})
+            j = int(np.argmin(self.p_values))
+            return (f"no valid configuration: fixed-sequence testing stopped early. It stops at the first failure "
+                    f"on each path, and the first configuration of every path failed (configuration "
+                    f"{', '.join(map(str, first))}: p = {', '.join(f'{self.p_values[f]:.3g}' for f in first)} > "
+                    f"level {self.level:g}), while configuration {j}, later on its path, would pass on its own "
+                    f"(p = {self.p_values[j]:.3g} ≤ {self.level:g}; {targets} at δ = {self.delta:g}). More data "
+                    f"is not the cure: the paths must list configurations safest first (reorder the grid or pass "
+                    f"paths=...), or use fwer='holm', which needs no order.")
         if not self.ok:
             return (f"no valid configuration: with n = {self.n} calibration instances no configuration could be "
                     f"certified ({targets} at δ = {self.delta:g}, {self.p_value} p-values, {self.fwer}). Even with "
@@ -218,6 +271,11 @@ class LTTResult:
         return (f"risk ≤ ε ({targets}) for every one of the {int(self.valid.sum())} valid configurations, "
                 f"the chosen one included, with probability ≥ {1 - self.delta:g} over the calibration draw "
                 f"(Learn-then-Test, {self.p_value} p-values, {self.fwer}, n = {self.n})")
+
+    @property
+    def stopped_early(self) -> bool:
+        "Fixed-sequence testing certified nothing although some configuration's p-value reaches the level."
+        return self.fwer == "fixed_sequence" and not self.valid.any() and bool((self.p_values <= self.level).any())
 
     @property
     def chosen_config(self) -> dict:
@@ -242,22 +300,20 @@ def learn_then_test(losses, # (C, n) losses in [0, 1], or a mapping risk name �
                     eps, # target risk ε in (0, 1), or a mapping risk name → ε
                     delta:float, # the guarantee may fail with probability at most δ ∈ (0, 1)
                     p_value:str="hoeffding_bentkus", # one of `P_VALUES`
-                    fwer:str="fixed_sequence", # bonferroni | fixed_sequence
+                    fwer:str="fixed_sequence", # bonferroni | holm | fixed_sequence
                     paths=None, # fixed-sequence paths of config indices, safest first; None: the grid order
                     cost=None, # (C, n) or (C,) cost (e.g. tokens); the cheapest valid configuration is chosen
                     configs:pd.DataFrame|None=None, # one row of knob values per configuration
                    ) -> LTTResult:
     "Learn-then-Test over a grid: P(every valid configuration has risk ≤ ε) ≥ 1 − δ; choose the cheapest valid one."
     delta = _check_level("delta", delta)
-    if p_value not in P_VALUES: raise RiskInputError(f"unknown p_value {p_value!r}; choose from {sorted(P_VALUES)}")
-    if fwer not in FWER: raise RiskInputError(f"unknown fwer {fwer!r}; choose from {sorted(FWER)}")
+    check_procedure(p_value, fwer)
     losses, eps = _as_risks(losses, eps)
     losses = {k: check_losses(v, f"losses[{k!r}]") for k, v in losses.items()}
     shapes = {v.shape for v in losses.values()}
     if len(shapes) > 1: raise RiskInputError(f"all loss arrays must share one (C, n) shape, got {shapes}")
     (C, n), = shapes
-    if p_value in BINARY_ONLY and any(((v != 0) & (v != 1)).any() for v in losses.values()):
-        raise RiskInputError(f"the {p_value!r} p-value is valid for 0/1 losses only; use 'hoeffding_bentkus' for others")
+    check_procedure(p_value, losses=losses)
     cost_hat = None
     if cost is not None:
         cost = np.asarray(cost, float)
@@ -270,14 +326,15 @@ def learn_then_test(losses, # (C, n) losses in [0, 1], or a mapping risk name �
     rh, ev = np.stack(list(risk_hat.values())), np.array(list(eps.values()))
     p = ltt_p_values(rh, n, ev, p_value)
     paths_ = _check_paths(paths, C) if fwer == "fixed_sequence" else None
-    valid = fixed_sequence(p, delta, paths_) if fwer == "fixed_sequence" else bonferroni(p, delta)
-    level = delta / (len(paths_) if fwer == "fixed_sequence" else C)
+    valid = fixed_sequence(p, delta, paths_) if fwer == "fixed_sequence" else FWER[fwer](p, delta)
+    level = delta / (len(paths_) if fwer == "fixed_sequence" else C)     # Holm's first (smallest) level is δ/C
     idx = int(cheapest(valid, cost_hat if cost_hat is not None else np.zeros(C)))
     best = int(np.argmin(p))
     n_min = max(min_calibration_size(e_, level, p_value) for e_ in ev)
     n_needed = max(min_calibration_size(e_, level, p_value, r_) for e_, r_ in zip(ev, rh[:, best]))
     return LTTResult(eps, delta, n, p_value, fwer, level, p, valid, risk_hat, cost_hat,
-                     None if idx < 0 else idx, configs.reset_index(drop=True), n_min, n_needed)
+                     None if idx < 0 else idx, configs.reset_index(drop=True), n_min, n_needed,
+                     [p_.tolist() for p_ in paths_] if paths_ is not None else None)
 
 # %% ../nbs/06_risk.ipynb #53ac2de0
 def crc_index(risk_hat:np.ndarray, # (..., C) empirical risk of a monotone loss, safest first
@@ -397,9 +454,10 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
     ev = np.array([_check_level(f"eps[{k!r}]", eps[k]) for k in names])
     delta = _check_level("delta", delta)
     for m in methods:
-        if m not in ("crc", "naive") and (len(m) != 2 or m[0] not in P_VALUES or m[1] not in FWER):
+        if m not in ("crc", "naive") and (isinstance(m, str) or len(m) != 2 or m[0] not in P_VALUES or m[1] not in FWER):
             raise RiskInputError(f"unknown method {m!r}: use (p_value, fwer) with p_value in {sorted(P_VALUES)} and fwer "
                                  f"in {sorted(FWER)}, or 'crc' / 'naive'")
+        if m not in ("crc", "naive"): check_procedure(m[0], m[1], losses=dict(zip(names, L)))
     if population_risk is None and not 0 < n_cal < N: raise RiskInputError(f"n_cal must be in 1..{N-1}, got {n_cal}")
     rng, rows = np.random.default_rng([0x5B1, seed]), []
     Lm = np.maximum.accumulate(L[0], axis=0) if "crc" in methods else None               # (C, N) running max per instance      # own stream, so seed=0 here and in a generator never align

@@ -17,7 +17,7 @@ except ImportError:  # CPU-only installs without Triton: the reference still wor
 
 # %% auto #0
 __all__ = ['CONFIDENCE_KEYS', 'check_confidence_inputs', 'chunk_partials', 'merge_partials', 'finish_partials',
-           'confidence_stats_reference', 'confidence_stats_eager', 'confidence_stats_triton']
+           'confidence_stats_reference', 'confidence_stats_eager', 'confidence_stats_triton', 'confidence_stats_op']
 
 # %% ../nbs/kernels/01_confidence.ipynb #0cc07fff
 CONFIDENCE_KEYS = ("lse", "max_prob", "argmax", "second_logit", "margin", "entropy")
@@ -81,15 +81,15 @@ def merge_partials(a:tuple, # partials of the earlier vocabulary range
 
 def finish_partials(p:tuple, # merged partials (m, d, s, second, first_index)
                    ) -> dict[str, torch.Tensor]: # each (T,): lse, max_prob, argmax, second_logit, margin, entropy
-    "Turn merged partial statistics into the confidence outputs."
+    "Turn merged partial statistics into the confidence outputs (NaN statistics where every column is masked)."
     m, d, s, second, i1 = p
     dead = d == 0                                                # every column masked
     d_safe, m_safe = torch.where(dead, 1., d), torch.where(dead, 0., m)
-    p1 = torch.where(dead, 0., 1. / d_safe)
-    p2 = torch.where(dead, 0., torch.exp(second - m_safe) / d_safe)
-    return dict(lse=torch.where(dead, -float("inf"), m + torch.log(d_safe)), max_prob=p1,
-                argmax=torch.where(dead, 0, i1).long(), second_logit=second, margin=p1 - p2,
-                entropy=torch.where(dead, 0., torch.log(d_safe) - s / d_safe))
+    nan = torch.tensor(float("nan"), device=m.device)
+    p1, p2 = 1. / d_safe, torch.exp(second - m_safe) / d_safe
+    return dict(lse=torch.where(dead, -float("inf"), m + torch.log(d_safe)), max_prob=torch.where(dead, nan, p1),
+                argmax=torch.where(dead, 0, i1).long(), second_logit=second, margin=torch.where(dead, nan, p1 - p2),
+                entropy=torch.where(dead, nan, torch.log(d_safe) - s / d_safe))
 
 # %% ../nbs/kernels/01_confidence.ipynb #0f8aa7cf
 def confidence_stats_reference(h:torch.Tensor,   # (T, d) hidden states (after the final norm)
@@ -136,17 +136,83 @@ if triton is not None:
         return tl.where(x < 0, -y, y)
 
     @triton.jit
+    def _merge_store(
+        P_ptr, stride_pk, stride_ps, I_ptr, stride_is, n_splits, rows, ok,
+        LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr,
+        BLOCK_T: tl.constexpr, BLOCK_S: tl.constexpr = 16,
+    ):
+        """Merge the per-split partials of `rows` in vocabulary order (= `merge_partials`), finish (= `finish_partials`),
+        store. BLOCK_S splits at a time are loaded as one (BLOCK_S, BLOCK_T) tile and reduced along the split axis, so
+        hundreds of splits (decode) cost a few wide steps rather than one dependent load chain per split."""
+        NEG_INF: tl.constexpr = float("-inf")
+        NAN: tl.constexpr = float("nan")
+        m = tl.full([BLOCK_T], NEG_INF, tl.float32)
+        d = tl.zeros([BLOCK_T], tl.float32)
+        s = tl.zeros([BLOCK_T], tl.float32)
+        t2 = tl.full([BLOCK_T], NEG_INF, tl.float32)
+        i1 = tl.zeros([BLOCK_T], tl.int32)
+        for k0 in range(0, n_splits, BLOCK_S):
+            ks = k0 + tl.arange(0, BLOCK_S)                      # (BLOCK_S,) split indices
+            msk = (ks < n_splits)[:, None] & ok[None, :]         # (BLOCK_S, BLOCK_T)
+            p = P_ptr + ks[:, None] * stride_ps + rows[None, :]
+            # .cg: read through L2, where other programs' partials land (the fused path reads them right after)
+            mk = tl.load(p, mask=msk, other=NEG_INF, cache_modifier=".cg")
+            dk = tl.load(p + stride_pk, mask=msk, other=0.0, cache_modifier=".cg")
+            sk = tl.load(p + 2 * stride_pk, mask=msk, other=0.0, cache_modifier=".cg")
+            tk = tl.load(p + 3 * stride_pk, mask=msk, other=NEG_INF, cache_modifier=".cg")
+            ik = tl.load(I_ptr + ks[:, None] * stride_is + rows[None, :], mask=msk, other=0, cache_modifier=".cg")
+            # the chunk's own statistics: max, rescaled sums, first split holding the max, runner-up
+            mc = tl.max(mk, axis=0)                              # (BLOCK_T,)
+            mc_safe = tl.where(mc == NEG_INF, 0.0, mc)
+            live = mk != NEG_INF
+            c = tl.where(live, tl.exp(mk - mc_safe[None, :]), 0.0)
+            dl = tl.where(live, mk - mc_safe[None, :], 0.0)
+            dc = tl.sum(c * dk, axis=0)
+            sc = tl.sum(c * (sk + dl * dk), axis=0)
+            first = tl.argmax(mk, axis=0)                        # first split of the chunk on ties
+            is_first = tl.arange(0, BLOCK_S)[:, None] == first[None, :]
+            ic = tl.sum(tl.where(is_first, ik, 0), axis=0)
+            tc = tl.maximum(tl.max(tl.where(is_first, NEG_INF, mk), axis=0), tl.max(tk, axis=0))
+            # merge the chunk into the running statistics (an earlier chunk wins ties: strict >)
+            M = tl.maximum(m, mc)
+            M_safe = tl.where(M == NEG_INF, 0.0, M)
+            ca = tl.where(m == NEG_INF, 0.0, tl.exp(m - M_safe))
+            da = tl.where(m == NEG_INF, 0.0, m - M_safe)
+            cb = tl.where(mc == NEG_INF, 0.0, tl.exp(mc - M_safe))
+            db = tl.where(mc == NEG_INF, 0.0, mc - M_safe)
+            s = ca * (s + da * d) + cb * (sc + db * dc)
+            d = ca * d + cb * dc
+            take = mc > m
+            t2 = tl.where(take, tl.maximum(m, tc), tl.maximum(t2, mc))
+            i1 = tl.where(take, ic, i1)
+            m = M
+        dead = d == 0.0                                          # no live column: no information -> NaN statistics
+        d_safe = tl.where(dead, 1.0, d)
+        m_safe = tl.where(dead, 0.0, m)
+        p1 = 1.0 / d_safe
+        p2 = tl.exp(t2 - m_safe) / d_safe
+        tl.store(LSE_ptr + rows, tl.where(dead, NEG_INF, m + tl.log(d_safe)), mask=ok)
+        tl.store(P1_ptr + rows, tl.where(dead, NAN, p1), mask=ok)
+        tl.store(ARG_ptr + rows, tl.where(dead, 0, i1).to(tl.int64), mask=ok)
+        tl.store(Z2_ptr + rows, t2, mask=ok)
+        tl.store(MARGIN_ptr + rows, tl.where(dead, NAN, p1 - p2), mask=ok)
+        tl.store(H_ptr + rows, tl.where(dead, NAN, tl.log(d_safe) - s / d_safe), mask=ok)
+
+    @triton.jit
     def _confidence_fwd_kernel(
         X_ptr, stride_xt, stride_xd,        # h (T, D)
         W_ptr, stride_wv, stride_wd,        # LM head (V, D)
         B_ptr,                              # bias (V,), unused unless HAS_BIAS
         P_ptr, stride_pk, stride_ps,        # float partials (4, n_splits, T): max, d, s, runner-up
         I_ptr, stride_is,                   # int32 partial first-argmax (n_splits, T)
-        T, V, D, v_per_split, softcap, T_BUCKET,   # T_BUCKET: autotuning key only (T rounded up to a power of 2)
-        HAS_BIAS: tl.constexpr, HAS_SOFTCAP: tl.constexpr,
+        CNT_ptr,                            # int32 arrival counter per token block (FUSED only; left at 0)
+        LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr,   # (T,) outputs (FUSED only)
+        T, V, D, v_per_split, n_splits, softcap, T_BUCKET,      # T_BUCKET: autotuning key only (T rounded up to a power of 2)
+        HAS_BIAS: tl.constexpr, HAS_SOFTCAP: tl.constexpr, FUSED: tl.constexpr,
         BLOCK_T: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
     ):
-        "One (token block, vocabulary split): tiles of logits by tl.dot, folded into online max/sum/weighted-sum/top-2."
+        """One (token block, vocabulary split): tiles of logits by tl.dot, folded into online max/sum/weighted-sum/top-2.
+        FUSED: the last split of a token block to finish merges all splits and writes the outputs (one launch)."""
         NEG_INF: tl.constexpr = float("-inf")
         pid_t, pid_s = tl.program_id(0), tl.program_id(1)
         rows = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)           # (BLOCK_T,)
@@ -161,7 +227,7 @@ if triton is not None:
         for v0 in range(v_lo, v_hi, BLOCK_V):
             cols = v0 + tl.arange(0, BLOCK_V)                    # (BLOCK_V,)
             col_ok = cols < v_hi
-            acc = tl.zeros([BLOCK_T, BLOCK_V], tl.float32)
+            acc = tl.zeros([BLOCK_T, BLOCK_V], tl.float32)       # fp32 accumulation whatever the input dtype
             for k0 in range(0, D, BLOCK_D):
                 ks = k0 + tl.arange(0, BLOCK_D)
                 x = tl.load(X_ptr + rows[:, None] * stride_xt + ks[None, :] * stride_xd,
@@ -200,6 +266,13 @@ if triton is not None:
         tl.store(p + 2 * stride_pk, s, mask=row_ok)
         tl.store(p + 3 * stride_pk, t2, mask=row_ok)
         tl.store(I_ptr + pid_s * stride_is + rows, i1, mask=row_ok)
+        if FUSED:
+            tl.debug_barrier()                                   # every thread's partials are stored ...
+            ticket = tl.atomic_add(CNT_ptr + pid_t, 1)           # ... before the release (acq_rel, GPU scope)
+            if ticket == n_splits - 1:                           # the last split of this token block to arrive
+                _merge_store(P_ptr, stride_pk, stride_ps, I_ptr, stride_is, n_splits, rows, row_ok,
+                             LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr, BLOCK_T)
+                tl.atomic_xchg(CNT_ptr + pid_t, 0)               # reset: the counter is reused by the next call
 
 # %% ../nbs/kernels/01_confidence.ipynb #76bba396
 if triton is not None:
@@ -209,50 +282,22 @@ if triton is not None:
         LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr,
         BLOCK_T: tl.constexpr,
     ):
-        "Merge per-split partials (max, d, s, runner-up, argmax) and write lse, p1, argmax, z2, margin, entropy."
-        NEG_INF: tl.constexpr = float("-inf")
+        "Epilogue launch: merge per-split partials (max, d, s, runner-up, argmax) and write the six outputs."
         rows = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
-        ok = rows < T
-        m = tl.full([BLOCK_T], NEG_INF, tl.float32)
-        d = tl.zeros([BLOCK_T], tl.float32)
-        s = tl.zeros([BLOCK_T], tl.float32)
-        t2 = tl.full([BLOCK_T], NEG_INF, tl.float32)
-        i1 = tl.zeros([BLOCK_T], tl.int32)
-        for k in range(0, n_splits):
-            p = P_ptr + k * stride_ps + rows
-            mk = tl.load(p, mask=ok, other=NEG_INF)
-            dk = tl.load(p + stride_pk, mask=ok, other=0.0)
-            sk = tl.load(p + 2 * stride_pk, mask=ok, other=0.0)
-            tk = tl.load(p + 3 * stride_pk, mask=ok, other=NEG_INF)
-            ik = tl.load(I_ptr + k * stride_is + rows, mask=ok, other=0)
-            M = tl.maximum(m, mk)
-            M_safe = tl.where(M == NEG_INF, 0.0, M)
-            ca = tl.where(m == NEG_INF, 0.0, tl.exp(m - M_safe))
-            da = tl.where(m == NEG_INF, 0.0, m - M_safe)
-            cb = tl.where(mk == NEG_INF, 0.0, tl.exp(mk - M_safe))
-            db = tl.where(mk == NEG_INF, 0.0, mk - M_safe)
-            s = ca * (s + da * d) + cb * (sk + db * dk)
-            d = ca * d + cb * dk
-            take = mk > m
-            t2 = tl.where(take, tl.maximum(m, tk), tl.maximum(t2, mk))
-            i1 = tl.where(take, ik, i1)
-            m = M
-        dead = d == 0.0
-        d_safe = tl.where(dead, 1.0, d)
-        m_safe = tl.where(dead, 0.0, m)
-        p1 = tl.where(dead, 0.0, 1.0 / d_safe)
-        p2 = tl.where(dead, 0.0, tl.exp(t2 - m_safe) / d_safe)
-        tl.store(LSE_ptr + rows, tl.where(dead, NEG_INF, m + tl.log(d_safe)), mask=ok)
-        tl.store(P1_ptr + rows, p1, mask=ok)
-        tl.store(ARG_ptr + rows, tl.where(dead, 0, i1).to(tl.int64), mask=ok)
-        tl.store(Z2_ptr + rows, t2, mask=ok)
-        tl.store(MARGIN_ptr + rows, p1 - p2, mask=ok)
-        tl.store(H_ptr + rows, tl.where(dead, 0.0, tl.log(d_safe) - s / d_safe), mask=ok)
+        _merge_store(P_ptr, stride_pk, stride_ps, I_ptr, stride_is, n_splits, rows, rows < T,
+                     LSE_ptr, P1_ptr, ARG_ptr, Z2_ptr, MARGIN_ptr, H_ptr, BLOCK_T)
 
 # %% ../nbs/kernels/01_confidence.ipynb #b02f18cc
+from dataclasses import dataclass
+from functools import lru_cache
+
+@lru_cache(maxsize=None)
+def _sm_count(index:int) -> int: return torch.cuda.get_device_properties(index).multi_processor_count
+
 def _n_sms(device:torch.device) -> int:
-    "Streaming multiprocessors of a CUDA device (a nominal 32 elsewhere, e.g. the interpreter)."
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 32
+    "Streaming multiprocessors of a CUDA device (queried once per device; a nominal 32 elsewhere, e.g. the interpreter)."
+    if device.type != "cuda": return 32
+    return _sm_count(device.index if device.index is not None else torch.cuda.current_device())
 
 _SPLIT_ALIGN = 256    # split widths are multiples of this, so any BLOCK_V ≤ 256 that divides it fits
 _TUNE_SMALL = [(16, 128, 64, 4, 4), (16, 256, 64, 4, 3), (16, 128, 128, 4, 3), (32, 128, 64, 4, 4), (64, 128, 64, 4, 3)]
@@ -261,16 +306,80 @@ _TUNE_LARGE = [(64, 128, 64, 8, 3), (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), 
 _AUTOTUNE_DO_BENCH = None    # timing function for the autotuner (None: Triton's GPU do_bench; tests swap in a CPU one)
 _tuned = {}
 
-def _autotuned(large:bool):
-    "The autotuned forward kernel for small (decode) or large batches, built once."
-    if large not in _tuned:
+def _autotuned(large:bool, fused:bool=False):
+    "The autotuned forward kernel for small (decode) or large batches, one- or two-launch, built once."
+    if (large, fused) not in _tuned:
         cfgs = [triton.Config(dict(BLOCK_T=bt, BLOCK_V=bv, BLOCK_D=bd), num_warps=w, num_stages=st)
                 for bt, bv, bd, w, st in (_TUNE_LARGE if large else _TUNE_SMALL)]
-        _tuned[large] = triton.autotune(configs=cfgs, key=["V", "D", "T_BUCKET"], do_bench=_AUTOTUNE_DO_BENCH)(_confidence_fwd_kernel)
-    return _tuned[large]
+        _tuned[large, fused] = triton.autotune(configs=cfgs, key=["V", "D", "T_BUCKET"], do_bench=_AUTOTUNE_DO_BENCH)(_confidence_fwd_kernel)
+    return _tuned[large, fused]
 
-def confidence_stats_triton(h:torch.Tensor,   # (T, d) hidden states (after the final norm)
-                            W:torch.Tensor,   # (V, d) LM head weight
+# %% ../nbs/kernels/01_confidence.ipynb #1264c63c
+@dataclass
+class _Plan:
+    "What the launcher decides from shapes and options alone, made once per key and reused (no per-call work)."
+    fused: bool                   # one launch: the last split of each token block merges (else forward + merge)
+    large: bool                   # autotune over the prefill configurations
+    n_splits: int                 # vocabulary splits
+    v_per_split: int              # columns per split
+    grid: tuple|None              # launch grid; None until autotuning has picked BLOCK_T
+    meta: dict|None               # BLOCK_T/V/D, num_warps, num_stages; None until autotuning has run
+    part: torch.Tensor            # (4, n_splits, T) float32 workspace view: max, d, s, runner-up
+    part_i: torch.Tensor          # (n_splits, T) int32 workspace view: first argmax
+    counters: torch.Tensor        # (≥ token blocks,) int32 arrival counters, zero between calls
+
+_PLANS: dict = {}
+_WORKSPACE: dict = {}   # (device, T rounded up to a power of 2) -> partials, argmax partials, counters
+
+def _workspace(device:torch.device, T:int, n_splits:int) -> tuple:
+    """Views of the workspace shared by every plan whose T rounds up to the same power of two, so memory stays bounded
+    however many lengths are seen (a few MB in all). It only grows; a replaced buffer lives on in the plans (and CUDA
+    graphs) that view it. Calls on one stream run in order, so sharing is safe; counters are left at 0 by each call."""
+    tb = triton.next_power_of_2(T)
+    ws = _WORKSPACE.get((device, tb))
+    if ws is None or ws[0].shape[1] < n_splits:
+        ns = max(n_splits, 0 if ws is None else ws[0].shape[1])
+        ws = _WORKSPACE[device, tb] = (torch.empty(4, ns, tb, dtype=torch.float32, device=device),
+                                       torch.empty(ns, tb, dtype=torch.int32, device=device),
+                                       torch.zeros(triton.cdiv(tb, 16), dtype=torch.int32, device=device))  # BLOCK_T >= 16
+    part, part_i, counters = ws
+    return part[:, :n_splits, :T], part_i[:n_splits, :T], counters
+
+def _make_plan(h, V, D, autotune, block_t, block_v, block_d, n_splits, num_warps, num_stages, fuse) -> _Plan:
+    "Tile sizes, splits, one or two launches, and the workspace, from the shapes only."
+    T = h.shape[0]
+    block_t = block_t or (16 if T <= 16 else 32 if T <= 32 else 64)
+    block_v = max(16, min(block_v or 128, triton.next_power_of_2(V)))
+    block_d = max(16, min(block_d or 64, triton.next_power_of_2(D)))
+    align = _SPLIT_ALIGN if autotune else block_v
+    min_block_t = (64 if T > 64 else 16) if autotune else block_t   # smallest BLOCK_T the launch may use
+    n_t = triton.cdiv(T, 64 if autotune else block_t)
+    n_splits = n_splits or max(1, triton.cdiv(4 * _n_sms(h.device), n_t))
+    n_splits = max(1, min(n_splits, triton.cdiv(V, align)))
+    v_per_split = triton.cdiv(triton.cdiv(V, n_splits), align) * align
+    n_splits = triton.cdiv(V, v_per_split)
+    fused = T <= min_block_t if fuse is None else bool(fuse)     # one program row covers every token
+    meta, grid = None, None
+    if not autotune:
+        meta = dict(BLOCK_T=block_t, BLOCK_V=block_v, BLOCK_D=block_d,
+                    num_warps=num_warps or (8 if block_t * block_v >= 8192 else 4))
+        if num_stages: meta["num_stages"] = num_stages
+        grid = (triton.cdiv(T, block_t), n_splits)
+    return _Plan(fused, T > 64, n_splits, v_per_split, grid, meta, *_workspace(h.device, T, n_splits))
+
+def _check_out(out:dict, T:int, device:torch.device) -> dict:
+    "Caller-provided outputs: the six keys, each (T,) contiguous on `device`, float32 (argmax int64)."
+    if not isinstance(out, dict) or set(out) != set(CONFIDENCE_KEYS):
+        raise ValueError(f"out must be a dict with keys {CONFIDENCE_KEYS}, got {list(out) if isinstance(out, dict) else type(out).__name__}")
+    for k, v in out.items():
+        dt = torch.int64 if k == "argmax" else torch.float32
+        if v.shape != (T,) or v.dtype != dt or v.device != device or (T > 1 and v.stride(0) != 1):
+            raise ValueError(f"out[{k!r}] must be a contiguous {dt} tensor of shape ({T},) on {device}; "
+                             f"got {v.dtype} {tuple(v.shape)} stride {v.stride()} on {v.device}")
+    return out
+
+def confidence_stats_triton(h:torch.Tensor,   # (T, d) hidden states (after the final norm); any strides
+                            W:torch.Tensor,   # (V, d) LM head weight; any strides
                             bias:torch.Tensor|None=None, # (V,) optional bias; -inf masks a column
                             softcap:float|None=None,     # optional logit soft-cap c: z -> c*tanh(z/c)
                             block_t:int|None=None,   # tokens per program (default 16/32/64 by T)
@@ -279,36 +388,75 @@ def confidence_stats_triton(h:torch.Tensor,   # (T, d) hidden states (after the 
                             n_splits:int|None=None,  # vocabulary splits (default: fill the GPU ~4x)
                             autotune:bool|None=None, # default: on CUDA when no tile size is given
                             num_warps:int|None=None, # Triton launch option without autotuning (default 4, or 8 for 64x128 tiles)
+                            num_stages:int|None=None, # Triton pipelining stages without autotuning (default: Triton's)
+                            fuse:bool|None=None,     # one launch (last split merges); default: when one program row covers T
+                            out:dict|None=None,      # optional preallocated outputs (same keys, (T,), float32 / int64)
                            ) -> dict[str, torch.Tensor]: # same outputs as `confidence_stats_reference`
     "The fused Triton kernel: per-token lse, max_prob, argmax, second_logit, margin and entropy without [T, V] logits."
     if triton is None: raise RuntimeError("triton is not installed; use confidence_stats_reference")
     T, V, D = check_confidence_inputs(h, W, bias, softcap)
-    out = {k: torch.empty(T, dtype=torch.int64 if k == "argmax" else torch.float32, device=h.device) for k in CONFIDENCE_KEYS}
+    if out is None:
+        out = {k: torch.empty(T, dtype=torch.int64 if k == "argmax" else torch.float32, device=h.device) for k in CONFIDENCE_KEYS}
+    else: _check_out(out, T, h.device)
     if T == 0: return out
     if autotune is None: autotune = h.device.type == "cuda" and block_t is None and block_v is None and block_d is None
-    block_t = block_t or (16 if T <= 16 else 32 if T <= 32 else 64)
-    block_v = max(16, min(block_v or 128, triton.next_power_of_2(V)))
-    block_d = max(16, min(block_d or 64, triton.next_power_of_2(D)))
-    align = _SPLIT_ALIGN if autotune else block_v
-    n_t = triton.cdiv(T, 64 if autotune else block_t)
-    n_splits = n_splits or max(1, triton.cdiv(4 * _n_sms(h.device), n_t))
-    n_splits = max(1, min(n_splits, triton.cdiv(V, align)))
-    v_per_split = triton.cdiv(triton.cdiv(V, n_splits), align) * align
-    n_splits = triton.cdiv(V, v_per_split)
-    part = torch.empty(4, n_splits, T, dtype=torch.float32, device=h.device)   # max, d, s, runner-up per (split, token)
-    part_i = torch.empty(n_splits, T, dtype=torch.int32, device=h.device)
+    key = (h.device, h.dtype, T, V, D, autotune, block_t, block_v, block_d, n_splits, num_warps, num_stages, fuse)
+    plan = _PLANS.get(key)
+    if plan is None: plan = _PLANS[key] = _make_plan(h, V, D, autotune, block_t, block_v, block_d, n_splits, num_warps, num_stages, fuse)
+    part, part_i = plan.part, plan.part_i
     args = (h, h.stride(0), h.stride(1), W, W.stride(0), W.stride(1), bias if bias is not None else part,
-            part, part.stride(0), part.stride(1), part_i, part_i.stride(0),
-            T, V, D, v_per_split, float(softcap or 1.0), triton.next_power_of_2(T))
-    flags = dict(HAS_BIAS=bias is not None, HAS_SOFTCAP=softcap is not None,
-                 DOT_PRECISION="ieee" if h.dtype == torch.float32 else "tf32")
-    if autotune:
-        _autotuned(T > 64)[lambda META: (triton.cdiv(T, META["BLOCK_T"]), n_splits)](*args, **flags)
+            part, part.stride(0), part.stride(1), part_i, part_i.stride(0), plan.counters,
+            out["lse"], out["max_prob"], out["argmax"], out["second_logit"], out["margin"], out["entropy"],
+            T, V, D, plan.v_per_split, plan.n_splits, float(softcap or 1.0), triton.next_power_of_2(T))
+    flags = dict(HAS_BIAS=bias is not None, HAS_SOFTCAP=softcap is not None, FUSED=plan.fused,
+                 DOT_PRECISION="ieee" if h.dtype == torch.float32 else "tf32")   # 16-bit inputs: tensor cores, fp32 accumulation
+    if plan.meta is None:                                        # first call of this shape: autotune, keep the winner
+        tuned = _autotuned(plan.large, plan.fused)
+        tuned[lambda META: (triton.cdiv(T, META["BLOCK_T"]), plan.n_splits)](*args, **flags)
+        plan.meta = dict(tuned.best_config.all_kwargs())
+        plan.grid = (triton.cdiv(T, plan.meta["BLOCK_T"]), plan.n_splits)
     else:
-        _confidence_fwd_kernel[(triton.cdiv(T, block_t), n_splits)](
-            *args, BLOCK_T=block_t, BLOCK_V=block_v, BLOCK_D=block_d,
-            num_warps=num_warps or (8 if block_t * block_v >= 8192 else 4), **flags)
-    _confidence_merge_kernel[(triton.cdiv(T, 128),)](
-        part, part.stride(0), part.stride(1), part_i, part_i.stride(0), T, n_splits,
-        out["lse"], out["max_prob"], out["argmax"], out["second_logit"], out["margin"], out["entropy"], BLOCK_T=128)
+        _confidence_fwd_kernel[plan.grid](*args, **flags, **plan.meta)
+    if not plan.fused:
+        _confidence_merge_kernel[(triton.cdiv(T, 128),)](
+            part, part.stride(0), part.stride(1), part_i, part_i.stride(0), T, plan.n_splits,
+            out["lse"], out["max_prob"], out["argmax"], out["second_logit"], out["margin"], out["entropy"], BLOCK_T=128)
     return out
+
+# %% ../nbs/kernels/01_confidence.ipynb #b2684520
+import os
+
+def _kernel_serves(h:torch.Tensor) -> bool:
+    "Whether the Triton kernel serves `h`: on CUDA with Triton, or anywhere under Triton's interpreter (tests)."
+    return triton is not None and (h.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
+
+_OP = "adaptbench::confidence_stats"
+_OP_SCHEMA = "(Tensor h, Tensor W, Tensor? bias, float? softcap) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)"
+
+def _op_impl(h, W, bias, softcap):
+    "Eager implementation of the custom op: the kernel where it serves `h`, else the chunked reference."
+    fn = confidence_stats_triton if _kernel_serves(h) else confidence_stats_reference
+    r = fn(h, W, bias, softcap)
+    return tuple(r[k] for k in CONFIDENCE_KEYS)
+
+def _op_fake(h, W, bias, softcap):
+    "Shapes and dtypes only (fake / meta tensors): checks the inputs, returns six empty (T,) outputs."
+    T, _, _ = check_confidence_inputs(h, W, bias, softcap)
+    return tuple(h.new_empty(T, dtype=torch.int64 if k == "argmax" else torch.float32) for k in CONFIDENCE_KEYS)
+
+def _registered(name:str) -> bool:
+    ns, op = name.split("::")
+    try: getattr(getattr(torch.ops, ns), op); return True
+    except (AttributeError, RuntimeError): return False
+
+if not _registered(_OP):                                        # once per process (re-running the cell keeps the first)
+    _confidence_op = torch.library.custom_op(_OP, _op_impl, mutates_args=(), schema=_OP_SCHEMA)
+    _confidence_op.register_fake(_op_fake)
+
+def confidence_stats_op(h:torch.Tensor,   # (T, d) hidden states (after the final norm)
+                        W:torch.Tensor,   # (V, d) LM head weight
+                        bias:torch.Tensor|None=None, # (V,) optional bias; -inf masks a column
+                        softcap:float|None=None,     # optional logit soft-cap c
+                       ) -> dict[str, torch.Tensor]: # same outputs as `confidence_stats_reference`
+    "`torch.ops.adaptbench.confidence_stats` as a dict: an opaque custom op, so `torch.compile` graphs calling it do not break."
+    return dict(zip(CONFIDENCE_KEYS, torch.ops.adaptbench.confidence_stats(h, W, bias, None if softcap is None else float(softcap))))

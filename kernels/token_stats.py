@@ -21,7 +21,7 @@ __all__ = ['token_stats_reference', 'token_stats_triton']
 # %% ../nbs/kernels/00_token_stats.ipynb #45d9321a
 def token_stats_reference(logits:torch.Tensor, # (T, V) logits, any float dtype; -inf marks masked columns
                          ) -> dict[str, torch.Tensor]: # each (T,): lse, max_prob, argmax, entropy (float32 / int64)
-    "Plain-PyTorch reference: log-sum-exp, max probability, first argmax and entropy per row."
+    "Plain-PyTorch reference: log-sum-exp, max probability, first argmax and entropy per row (NaN for a fully masked row)."
     z = logits.float()                                           # (T, V)
     zmax, arg = z.max(dim=-1)                                    # (T,); first index on ties
     dead = torch.isneginf(zmax)                                  # rows with every column masked
@@ -29,10 +29,11 @@ def token_stats_reference(logits:torch.Tensor, # (T, V) logits, any float dtype;
     e = torch.exp(zs)                                            # exact zeros on masked columns
     d = e.sum(-1).clamp_min(1.)                                  # (T,) ≥ 1: the max term is e^0
     s = torch.where(e > 0, e * zs, 0.).sum(-1)                   # Σ e·zs without 0·(-inf)
+    nan = torch.tensor(float("nan"), device=z.device)            # no live column: no information
     return dict(lse=torch.where(dead, -torch.inf, zmax + torch.log(d)),
-                max_prob=torch.where(dead, 0., 1. / d),
+                max_prob=torch.where(dead, nan, 1. / d),
                 argmax=torch.where(dead, 0, arg),
-                entropy=torch.where(dead, 0., torch.log(d) - s / d))
+                entropy=torch.where(dead, nan, torch.log(d) - s / d))
 
 # %% ../nbs/kernels/00_token_stats.ipynb #0f9d2d2c
 if triton is not None:
@@ -63,9 +64,9 @@ if triton is not None:
         dead = d == 0.0
         d_safe = tl.where(dead, 1.0, d)
         tl.store(LSE_ptr + row, tl.where(dead, -float("inf"), m + tl.log(d_safe)))
-        tl.store(P_ptr + row, tl.where(dead, 0.0, 1.0 / d_safe))
+        tl.store(P_ptr + row, tl.where(dead, float("nan"), 1.0 / d_safe))       # no live column: NaN, not 0
         tl.store(ARG_ptr + row, arg)
-        tl.store(H_ptr + row, tl.where(dead, 0.0, tl.log(d_safe) - s / d_safe))
+        tl.store(H_ptr + row, tl.where(dead, float("nan"), tl.log(d_safe) - s / d_safe))
 
 # %% ../nbs/kernels/00_token_stats.ipynb #264744f1
 def token_stats_triton(logits:torch.Tensor, # (T, V) logits

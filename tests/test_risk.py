@@ -128,7 +128,7 @@ from adaptbench.risk import repeat_splits, min_calibration_size
 
 DELTA, SPLITS = 0.1, 1000
 SLACK = 3 * np.sqrt(DELTA * (1 - DELTA) / SPLITS)          # 3 binomial standard errors over the splits
-METHODS = [(p, f) for p in sorted(P_VALUES) for f in ("bonferroni", "fixed_sequence")]
+METHODS = [(p, f) for p in sorted(P_VALUES) for f in ("bonferroni", "holm", "fixed_sequence")]
 
 def _fresh_calibration(spec, policy, n_cal, n_splits, seed):
     "Fresh iid calibration sets from the generator, replayed at once: per split (K, C) empirical risks."
@@ -311,3 +311,82 @@ def test_ltt_guarantee_on_recorded_smollm2_traces_splits():
     rates = sim.groupby("method").violation.mean()
     print(rates.round(3).to_dict())
     for m in METHODS: assert rates["+".join(m)] <= DELTA + SLACK, (m, rates["+".join(m)])
+
+
+# ---------------------------------------------------------------- one validity check for every entry point; Holm
+
+from adaptbench.risk import holm, check_procedure, RiskInputError, FWER
+
+def test_binomial_p_value_refused_on_non_binary_losses_everywhere():
+    """Replayed report: `repeat_splits` certified constant 0.13 losses at ε = 0.2 with the exact binomial p-value (valid
+    for 0/1 losses only) in 10 of 10 splits. Every entry point that takes a p-value name now refuses it."""
+    L = np.full((1, 200), 0.13)
+    with pytest.raises(RiskInputError, match="0/1 losses only"):
+        repeat_splits({"r": L}, {"r": 0.2}, 0.1, n_cal=100, n_splits=10, methods=(("binomial", "fixed_sequence"),))
+    with pytest.raises(RiskInputError, match="0/1 losses only"):
+        learn_then_test(L, 0.2, 0.1, p_value="binomial")
+    with pytest.raises(RiskInputError, match="0/1 losses only"):       # 13.5 losses out of 100: not 0/1 data
+        ltt_valid(np.array([[0.135]]), 100, [0.2], 0.1, "binomial")
+    with pytest.raises(RiskInputError, match="0/1 losses only"):
+        ltt_p_values(np.array([[0.135]]), 100, [0.2], "binomial")
+    with pytest.raises(RiskInputError, match="unknown p_value"):
+        min_calibration_size(0.1, 0.1, "binom")
+    # a valid p-value on the same losses certifies the configuration in none of the splits
+    sim = repeat_splits({"r": L}, {"r": 0.2}, 0.1, n_cal=100, n_splits=10, methods=(("hoeffding_bentkus", "fixed_sequence"),))
+    assert (sim.chosen < 0).all()
+    # 0/1 losses still pass every entry point
+    B = (np.random.default_rng(0).random((3, 200)) < 0.05).astype(float)
+    assert learn_then_test(B, 0.2, 0.1, p_value="binomial").ok
+    sim = repeat_splits({"r": B}, {"r": 0.2}, 0.1, n_cal=100, n_splits=10, methods=(("binomial", "holm"),))
+    assert (sim.chosen >= 0).all()
+
+def test_check_procedure_is_the_one_check():
+    check_procedure("binomial", "holm", losses={"a": np.array([[0.0, 1.0]])}, risk_hat=np.array([0.07]), n=100)
+    with pytest.raises(RiskInputError, match="unknown fwer"): check_procedure("binomial", "hochberg")
+    with pytest.raises(RiskInputError, match="0/1 losses only"): check_procedure("binomial", losses={"a": [[0.5]]})
+    check_procedure("hoeffding_bentkus", losses={"a": [[0.5]]}, risk_hat=0.135, n=100)   # valid for any loss in [0, 1]
+
+def test_fixed_sequence_stopped_early_says_so():
+    """Replayed report: configuration 0 always fails and stops the sequence while configuration 1 would pass with
+    p ≈ 2.7e-5; the result used to ask for n ≥ 22 instances (it had 100). It must say that the order is the cause."""
+    res = learn_then_test(np.vstack([np.ones(100), np.zeros(100)]), 0.1, 0.1)
+    assert not res.ok and res.stopped_early
+    g = res.guarantee
+    assert "stopped early" in g and "safest first" in g and "configuration 1" in g, g
+    assert "n = 22" not in g
+    np.testing.assert_allclose(res.p_values[1], 0.9 ** 100, rtol=1e-9)     # Hoeffding–Bentkus at R̂ = 0: (1 − ε)ⁿ
+    # several paths: the message names the first configuration of each; the per-path level is δ/2
+    res2 = learn_then_test(np.vstack([np.ones(100), np.ones(100), np.zeros(100)]), 0.1, 0.1, paths=[[0, 2], [1]])
+    assert res2.stopped_early and "configuration 0, 1" in res2.guarantee and "0.05" in res2.guarantee
+    # genuinely too little data: the old explanation, with the n that would help
+    small = learn_then_test(np.zeros((2, 10)), 0.1, 0.1)
+    assert not small.stopped_early and "n = 22" in small.guarantee
+    # Bonferroni / Holm never stop early
+    assert not learn_then_test(np.ones((2, 10)), 0.1, 0.1, fwer="holm").stopped_early
+
+@needs_mapie
+@pytest.mark.parametrize("seed", range(20))
+def test_holm_matches_mapie(seed):
+    "Holm's step-down procedure against MAPIE's `bonferroni_holm` (sequential graphical testing) on the same p-values."
+    rng = np.random.default_rng(100 + seed)
+    C = int(rng.integers(1, 40))
+    p = rng.random(C) ** (2 + seed % 4)
+    if seed % 3 == 0: p[rng.integers(0, C, C // 2)] = p[0]                  # ties
+    for delta in (0.05, 0.1, 0.2):
+        np.testing.assert_array_equal(np.flatnonzero(holm(p, delta)), np.sort(control_fwer(p, delta, "bonferroni_holm")))
+
+def test_holm_known_answer_and_power():
+    "Holm (1979) by hand, batched, and never fewer rejections than Bonferroni on the same p-values."
+    p = np.array([0.01, 0.04, 0.03, 0.005])                                  # sorted: .005 .01 .03 .04 vs δ/4, δ/3, δ/2, δ
+    np.testing.assert_array_equal(holm(p, 0.1), [True, True, True, True])
+    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, True])  # .005 ≤ .0125, .01 ≤ .0167, .03 > .025
+    rng = np.random.default_rng(1)
+    P = rng.random((500, 12)) ** 4
+    H, B = holm(P, 0.1), bonferroni(P, 0.1)
+    assert (H >= B).all() and (H.sum() > B.sum())
+    for row in range(0, 500, 50): np.testing.assert_array_equal(H[row], holm(P[row], 0.1))
+    assert "holm" in FWER
+    # everywhere FWER names are accepted
+    rh = np.array([[0.0, 0.3, 0.0]])
+    np.testing.assert_array_equal(ltt_valid(rh, 200, [0.2], 0.1, fwer="holm"), [True, False, True])
+    assert learn_then_test(np.vstack([np.ones(100), np.zeros(100)]), 0.1, 0.1, fwer="holm").chosen == 1

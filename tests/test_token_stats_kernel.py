@@ -1,7 +1,8 @@
 """The token-stats Triton kernel, run by Triton's interpreter on the CPU, against its torch reference.
 
 TRITON_INTERPRET must be set before Triton is imported, so the comparison runs in a fresh process.
-Tolerance: 1e-5 absolute/relative in fp32 (the kernel accumulates blockwise, the reference in one reduction).
+Tolerance: 1e-5 absolute/relative in fp32 (the kernel accumulates blockwise, the reference in one reduction); NaN
+exactly on rows with every logit masked (no information), in both.
 """
 import os
 import subprocess
@@ -26,8 +27,13 @@ for z in cases:
     for block in (16, 128):
         k, r = token_stats_triton(z, block_v=block), token_stats_reference(z)
         for key in r:
-            assert not torch.isnan(k[key].float()).any(), key
-            torch.testing.assert_close(k[key], r[key], rtol=1e-5, atol=1e-5, msg=lambda m: f"{key} {tuple(z.shape)}: {m}")
+            assert torch.equal(torch.isnan(k[key].float()), torch.isnan(r[key].float())), key   # NaN only on dead rows
+            torch.testing.assert_close(k[key], r[key], rtol=1e-5, atol=1e-5, equal_nan=True,
+                                       msg=lambda m: f"{key} {tuple(z.shape)}: {m}")
+z = torch.full((2, 3), float("-inf")); z[1, 1] = 0.0                               # the replayed report: every logit masked
+k = token_stats_triton(z, block_v=16)
+assert torch.isnan(k["entropy"][0]) and torch.isnan(k["max_prob"][0]) and k["lse"][0] == float("-inf")
+assert k["entropy"][1] == 0.0 and k["max_prob"][1] == 1.0                          # one live logit: truly certain
 print("ok", len(cases))
 """
 
