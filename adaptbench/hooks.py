@@ -106,7 +106,7 @@ class Hooks(Hook):
     def __init__(self, hooks=()):
         self.hooks = [h for x in hooks for h in (x.hooks if isinstance(x, Hooks) else [x])]
     @property
-    def name(self) -> str: return "+".join(h.name for h in self.hooks) or "none"
+    def name(self) -> str: return "+".join(h.name for h in self.hooks if h.name != "none") or "none"
     @property
     def arch(self) -> dict: return {k: v for h in self.hooks for k, v in h.arch.items()}
     @property
