@@ -23,9 +23,9 @@ from torch import nn
 from .core import AdaptbenchError, atomic_path
 
 # %% auto #0
-__all__ = ['HOOKS', 'HookError', 'StepContext', 'Hook', 'Hooks', 'register', 'make_hook', 'parse_hooks', 'save_state',
-           'load_state', 'L2', 'L2Init', 'ShrinkPerturb', 'replay_count', 'Replay', 'EWC', 'WiSEFT', 'TaskAverage',
-           'knn_graph', 'fda_loss', 'FeatureAlignment']
+__all__ = ['HOOKS', 'HookError', 'StepContext', 'Hook', 'hook_options', 'Hooks', 'register', 'make_hook', 'parse_hooks',
+           'save_state', 'load_state', 'L2', 'L2Init', 'ShrinkPerturb', 'replay_count', 'Replay', 'EWC', 'WiSEFT',
+           'TaskAverage', 'knn_graph', 'fda_loss', 'FeatureAlignment']
 
 # %% ../nbs/07_hooks.ipynb #8a221725
 class HookError(AdaptbenchError, ValueError):
@@ -60,7 +60,10 @@ class StepContext:
                                     f"this trainer gives none (see the hook's docstring)")
 
 # %% ../nbs/07_hooks.ipynb #d5b3893d
-def _fmt(v) -> str: return f"{v:g}" if isinstance(v, float) else str(v)
+def _fmt(v) -> str:
+    "An option as spec text that parses back to the same value (short for floats where that is exact)."
+    if isinstance(v, float): return f"{v:g}" if float(f"{v:g}") == v else repr(v)
+    return str(v)
 
 class Hook:
     "Base class: every hook point does nothing. Subclasses store each constructor option as an attribute of its name."
@@ -74,7 +77,7 @@ class Hook:
     def name(self) -> str:
         "A spec that rebuilds this hook: key, then its options after ':'."
         if getattr(self, "_name", None): return self._name
-        return ":".join([self.key] + [_fmt(getattr(self, p)) for p in _options(type(self))])
+        return ":".join([self.key] + [_fmt(getattr(self, p)) for p in hook_options(type(self))])
     @name.setter
     def name(self, v:str): self._name = v
 
@@ -96,8 +99,8 @@ class Hook:
     def __add__(self, other:Hook) -> Hooks: return Hooks([self, other])
     def __repr__(self): return f"{type(self).__name__}({self.name})"
 
-def _options(cls) -> list[str]:
-    "Constructor option names of a hook class, in order."
+def hook_options(cls) -> list[str]:
+    "Constructor option names of a hook class, in order (each stored as an attribute of that name)."
     return [p for p in inspect.signature(cls.__init__).parameters if p != "self"] if cls.__init__ is not object.__init__ else []
 
 # %% ../nbs/07_hooks.ipynb #51f879c8
