@@ -7,6 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/plasticity_train.html.md"""
 # %% ../../nbs/07e_plasticity_train.ipynb #bd44058f
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -69,6 +70,11 @@ def _flat(t, ul):
     from adaptbench.plasticity.diagnostics import _rows
     return _rows(t.detach(), ul)
 
+def _examples(stream, task) -> list:
+    "A finished task's examples as (x, y) pairs, for hooks that take per-example gradients (EWC)."
+    X, y = stream.task_data(task)
+    return list(zip(X, y))
+
 # %% ../../nbs/07e_plasticity_train.ipynb #0a6a6be9
 def train_stream(model:nn.Module, stream:TaskStream,
                  mitigations:list[Mitigation]|str=(), # objects or a spec string ('cbp:1e-4+layernorm')
@@ -86,6 +92,8 @@ def train_stream(model:nn.Module, stream:TaskStream,
     units, opt = find_units(model), make_optimizer(optimizer, model.parameters(), lr)
     gen = torch.Generator().manual_seed(int(seed))
     hooks = Hooks(mits)
+    rng = random.Random(int(seed))                                   # example sampling of hooks (EWC's Fisher)
+    def examples_loss(ex): return task_loss(model(torch.stack([x for x, _ in ex])), torch.stack([y for _, y in ex]), stream.kind)
     hooks.setup(StepContext(model, units, opt, gen=gen))
     feats, diverged = {}, None
     fhooks = _feature_hooks(units, feats) if hooks.needs_features else []
@@ -111,7 +119,8 @@ def train_stream(model:nn.Module, stream:TaskStream,
                 if b.task > 0: close_task(b.task - 1, b.step)
                 cur.update(loss=0.0, correct=0.0, n=0); task_start = b.step
                 probe = stream.probe(b.task, probe_size)
-                hooks.on_task(StepContext(model, units, opt, b.step, b.task, gen, probe=probe))
+                hooks.on_task(StepContext(model, units, opt, b.step, b.task, gen, probe=probe, rng=rng, loss_fn=examples_loss,
+                                          data=_examples(stream, b.task - 1) if b.task > 0 else None))
             if diag_every and b.step % diag_every == 0: diag(b.step, b.task)
             ctx = StepContext(model, units, opt, b.step, b.task, gen, feats, probe, task_step=b.step - task_start)
             if hooks.extra_batch(ctx, len(b.y)): raise TrainError(
