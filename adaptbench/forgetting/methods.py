@@ -48,7 +48,7 @@ METHODS = {m.name: m for m in [
     Method("l2sp", "l2init:0.1"), Method("ewc", "ewc:50"), Method("wise", "wise:0.5"), Method("task_avg", "task_avg"),
     Method("fda", "fda:10"), Method("rft", rft=True), Method("rft_kl", rft=True, rft_kl=0.1)]}
 
-def _withhook_options(h:Hook, opts:dict) -> Hook:
+def _with_options(h:Hook, opts:dict) -> Hook:
     "A new hook of `h`'s class with some constructor options changed (validated by the constructor)."
     return type(h)(**{o: getattr(h, o) for o in hook_options(type(h))} | opts)
 
@@ -71,7 +71,7 @@ def get_method(name:str|Method, # a key of METHODS, a hook spec, or a Method
             f"unknown override {k!r} for method {m.name!r}: give a Method field ({sorted(Method.__dataclass_fields__)}) or a "
             f"hook option ({sorted(f'{h.key}_{o}' for h in hooks for o in hook_options(type(h)))})")
         for i in hit:
-            try: hooks[i] = _withhook_options(hooks[i], {k[len(hooks[i].key) + 1:]: v})
+            try: hooks[i] = _with_options(hooks[i], {k[len(hooks[i].key) + 1:]: v})
             except HookError as e: raise ForgettingError(f"method {m.name!r}: {e}") from None
     return replace(m, hooks=Hooks(hooks).name if hooks else "", **fields)
 
