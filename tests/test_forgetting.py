@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from adaptbench.forgetting import (GENERAL_PROMPTS, KNOWN_CANDIDATES, ForgettingError, GeneralProbe, TrainConfig,
-                                   accuracy_matrix, make_tasks, run_sequence, sequence_metrics)
+                                   accuracy_matrix, forgetting_metrics, forgetting_per_task, make_tasks, run_sequence,
+                                   sequence_metrics)
 from adaptbench.models import load_model
 
 torch.set_num_threads(1)
@@ -102,3 +103,14 @@ def test_other_settings_are_refused(tmp_path, tiny, probe):
     with pytest.raises(ForgettingError, match="other settings"):
         run_sequence(tiny, make_tasks("reverse,uppercase", 4, 2, seed=1), "sft", cfg, tmp_path / "s", probe=probe,
                      progress=False)
+
+
+def test_forgetting_variants_on_a_hand_made_matrix():
+    "A public bug report: the final accuracy is the task's best (0.7 after 0.6), so Chaudhry's forgetting is −0.1."
+    R = np.array([[0, 0], [0.6, 0.2], [0.7, 0.9]])
+    assert np.allclose(forgetting_per_task(R, "chaudhry"), [-0.1])
+    assert np.allclose(forgetting_per_task(R, "mammoth"), [0.0])
+    assert np.allclose(forgetting_per_task(R, "avalanche"), [-0.1])
+    m = forgetting_metrics(R)
+    assert np.isclose(m["acc"], 0.8) and np.isclose(m["bwt"], 0.1) and np.isclose(m["fwt"], 0.2)
+    with pytest.raises(ForgettingError, match="chaudhry"): forgetting_per_task(R, "max")

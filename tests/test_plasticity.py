@@ -52,3 +52,33 @@ def test_training_with_mitigations_is_deterministic():
     assert runs[0].tasks.drop(columns=["seconds"]).equals(runs[1].tasks.drop(columns=["seconds"]))
     cols = ["step", "layer", "metric", "value"]
     assert runs[0].diag[cols].equals(runs[1].diag[cols])
+
+
+def test_divergence_is_recorded_not_raised():
+    "SGD at lr 1e6 (a public bug report): the run stops at the non-finite step and says so; diagnostics stay NaN, not a LinAlgError."
+    s = make_stream("random-labels-digits", n_tasks=2, steps_per_task=30, batch_size=32, seed=0)
+    r = run_config(s, optimizer="sgd", lr=1e6, width=32, seed=0, diag_every=1, progress=False)
+    assert r.diverged == dict(step=2, task=0, reason="non-finite loss")
+    assert r.tasks.diverged.tolist() == [True] and r.tasks.step.tolist() == [2]
+    assert r.diag.query("layer == 'model' and metric == 'loss' and step == 2").value.isna().all()
+
+
+def test_nan_weights_are_diagnosed_per_layer():
+    from torch import nn
+    from adaptbench.plasticity.diagnostics import diagnose
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad(): net[2].weight.fill_(float("nan"))
+    d = diagnose(net, torch.randn(32, 5))
+    assert d.layers.nonfinite.tolist() == [0.0, 1.0] and len(d.nonfinite_layers) == 1
+    assert d.layers.erank.isna().tolist() == [False, True]
+
+
+@pytest.mark.parametrize("width", [4, 10, 64, 1000])
+@pytest.mark.parametrize("norm", ["mean", "sum"])
+def test_a_uniform_layer_has_no_dormant_unit(width, norm):
+    from adaptbench.plasticity.diagnostics import dormant_scores, dormant_units
+    assert not dormant_units(torch.ones(4, width), 0.1, norm).any()
+    feat = torch.ones(4, width); feat[:, 0] = 0.05                 # one unit at 5 % of the layer's average activity
+    assert dormant_units(feat, 0.1, norm).nonzero().flatten().tolist() == [0]
+    if norm == "sum": assert torch.allclose(dormant_scores(torch.ones(4, width), "sum"), torch.full((width,), 1 / width))

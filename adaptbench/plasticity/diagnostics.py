@@ -18,9 +18,9 @@ from ..core import AdaptbenchError
 from .nets import UnitLayer, find_units
 
 # %% auto #0
-__all__ = ['FROZEN_TOL', 'effective_rank', 'stable_rank', 'DiagnosticsError', 'capture', 'act_derivative', 'frozen_units',
-           'dormant_scores', 'active_fraction', 'clone_groups', 'clone_groups_by_activation', 'DiagConfig', 'Diagnosis',
-           'diagnose']
+__all__ = ['FROZEN_TOL', 'DORMANT_NORMS', 'effective_rank', 'stable_rank', 'DiagnosticsError', 'capture', 'act_derivative',
+           'frozen_units', 'dormant_scores', 'dormant_units', 'active_fraction', 'clone_groups',
+           'clone_groups_by_activation', 'DiagConfig', 'Diagnosis', 'diagnose']
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #8acdf31c
 def _svals(F:torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,8 @@ def _svals(F:torch.Tensor) -> torch.Tensor:
 
 def effective_rank(F:torch.Tensor, # (N, H) feature matrix
                   ) -> float:
-    "Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values."
+    "Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values (nan if `F` is not finite)."
+    if not torch.isfinite(F).all(): return float("nan")
     s = _svals(F); s = s[s > 0]
     if s.numel() == 0: return 0.0
     p = s / s.sum()
@@ -38,7 +39,10 @@ def stable_rank(F:torch.Tensor, # (N, H) feature matrix
                 variant:str="sigma2", # sigma2: Σσ²/σ_max² | mass99: fewest σ holding `mass` of Σσ (Dohare's code)
                 mass:float=0.99, # fraction of Σσ for the mass variant
                ) -> float:
-    "Stable rank of `F`, in the named variant."
+    "Stable rank of `F`, in the named variant (nan if `F` is not finite)."
+    if variant not in ("sigma2", "mass99", "mass"):
+        raise DiagnosticsError(f"unknown stable-rank variant {variant!r}; use 'sigma2' or 'mass99'")
+    if not torch.isfinite(F).all(): return float("nan")
     s = _svals(F)
     if s.numel() == 0 or s[0] == 0: return 0.0
     if variant == "sigma2": return float((s ** 2).sum() / s[0] ** 2)
@@ -105,15 +109,28 @@ def frozen_units(deriv:torch.Tensor, # (N, H) |σ'(z)|
     zero = (deriv <= tol).float().mean(0)
     return zero >= frac - 1e-12, zero
 
+DORMANT_NORMS = {"mean": "scores by layer mean (ReDo code)", "sum": "scores sum to 1 (ReDo paper)"}
+
 def dormant_scores(feat:torch.Tensor, # (N, H) features
-                   norm:str="mean", # mean: divide by the layer mean (ReDo code) | sum: by the layer sum (scores sum to 1)
+                   norm:str="mean", # mean: divide by the layer mean (ReDo's code) | sum: by the layer sum (scores sum to 1)
                   ) -> torch.Tensor: # (H,)
-    "ReDo's unit scores s_i = E|h_i| / (mean or sum over j of E|h_j|)."
+    "ReDo's unit scores s_i = E|h_i| / (mean or sum over j of E|h_j|); a uniform layer scores 1 (mean) or 1/H (sum)."
     a = feat.abs().mean(0)
     if norm == "mean": d = a.mean()
     elif norm == "sum": d = a.sum()
-    else: raise DiagnosticsError(f"unknown dormant normalisation {norm!r}; use 'mean' (ReDo code) or 'sum'")
+    else: raise DiagnosticsError(f"unknown dormant normalisation {norm!r}; use 'mean' (ReDo code) or 'sum' (scores sum to 1)")
     return a / d if d > 0 else torch.zeros_like(a)
+
+def dormant_units(feat:torch.Tensor, # (N, H) features
+                  tau:float=0.1, # flag units whose mean |h| is at most τ × the layer's average (τ in [0, 1))
+                  norm:str="mean", # which score the threshold is applied to (the flags are the same)
+                 ) -> torch.Tensor: # (H,) bool
+    "τ-dormant units: E|h_i| ≤ τ · mean_j E|h_j|, i.e. score ≤ τ (`mean`) or ≤ τ/H (`sum`)."
+    if not 0 <= tau < 1: raise DiagnosticsError(
+        f"dormant τ must be in [0, 1), got {tau}: τ is a fraction of the layer's average activity, and τ ≥ 1 "
+        "would flag every unit of a layer whose units are all equally active")
+    s = dormant_scores(feat, norm)
+    return s <= (tau if norm == "mean" else tau / s.numel())
 
 def active_fraction(feat:torch.Tensor) -> torch.Tensor:
     "(H,) fraction of rows where the unit's feature is non-zero (Dohare's dormant test is `< 0.01`)."
@@ -170,8 +187,8 @@ class DiagConfig:
     "Variants and thresholds of every diagnostic (they appear in the `variant` column of the results)."
     frozen_tol: float|None = None   # |σ'| at or below this is no gradient; None: 0 for ReLU-like, 1e-3 otherwise
     frozen_frac: float = 1.0        # fraction of probe rows that must be gradient-free (1 = all; Joudaki: 0.95)
-    dormant_tau: float = 0.1        # ReDo's τ
-    dormant_norm: str = "mean"      # mean (ReDo code) | sum
+    dormant_tau: float = 0.1        # ReDo's τ, a fraction of the layer's average |h| whatever the normalisation
+    dormant_norm: str = "mean"      # score reported: mean (ReDo code) | sum (scores sum to 1) | active<1% (Dohare)
     clone_atol: float = 1e-6        # clone tolerance, absolute (‖Δ‖_∞)
     clone_rtol: float = 1e-4        # clone tolerance, relative
     clone_corr: float|None = None   # also report activation clones at this correlation (e.g. 0.95); None skips
@@ -186,13 +203,13 @@ class DiagConfig:
         return dict(
             frozen_frac=f"|σ'|≤{self.tol(kind):g} on ≥{self.frozen_frac:.0%} of probe rows",
             dormant_frac=(f"active on <1% of probe rows" if self.dormant_norm == "active<1%" else
-                          f"ReDo s≤{self.dormant_tau:g}, normalised by layer {self.dormant_norm}"),
+                          f"ReDo E|h|≤{self.dormant_tau:g}·layer mean ({DORMANT_NORMS.get(self.dormant_norm, self.dormant_norm)})"),
             cloned_frac=f"in&out weights |Δ|∞≤{self.clone_atol:g}+{self.clone_rtol:g}·|w|∞",
             n_clone_groups=f"in&out weights |Δ|∞≤{self.clone_atol:g}+{self.clone_rtol:g}·|w|∞",
             act_cloned_frac=f"activation corr>{self.clone_corr}",
             erank="Roy-Vetterli exp-entropy", srank_sigma2="Σσ²/σ²max", srank_mass=f"#σ for {self.rank_mass:.0%} of Σσ",
             feature_norm="mean ‖h‖₂ per row", weight_mean_abs="mean |w| incoming", weight_norm="‖W‖₂ incoming",
-            grad_norm="‖∇L‖₂ incoming, probe batch")
+            grad_norm="‖∇L‖₂ incoming, probe batch", nonfinite="features or incoming weights hold NaN/±inf")
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #5ff286e7
 @dataclass
@@ -213,6 +230,11 @@ class Diagnosis:
         for k, v in keys.items(): out[k] = v
         return out
 
+    @property
+    def nonfinite_layers(self) -> list[str]:
+        "Unit layers whose features or incoming weights are not finite (the network diverged there)."
+        return self.layers.layer[self.layers.get("nonfinite", 0) > 0].tolist() if len(self.layers) else []
+
     def summary(self) -> dict:
         "Unit-weighted fractions over all layers, mean ranks, and the whole-model numbers."
         L, n = self.layers, self.layers.n_units
@@ -221,13 +243,29 @@ class Diagnosis:
                     erank=float(L.erank.mean()), srank_mass=float(L.srank_mass.mean()), **self.model)
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #d6a0b2be
+_LAYER_METRICS = ("frozen_frac", "dormant_frac", "cloned_frac", "n_clone_groups", "erank", "srank_sigma2", "srank_mass",
+                  "feature_norm", "weight_mean_abs", "weight_norm")
+
+def _finite(*ts) -> bool: return all(bool(torch.isfinite(t.detach()).all()) for t in ts)
+
+def _nonfinite_row(ul, want_grad, cfg) -> dict:
+    "A layer row for a diverged layer: every metric nan, `nonfinite` = 1."
+    extra = (("grad_norm",) if want_grad else ()) + (("act_cloned_frac",) if cfg.clone_corr is not None else ())
+    return dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=1.0, clone_group_sizes=[],
+                **{k: float("nan") for k in _LAYER_METRICS + extra})
+
+def _nonfinite_units(ul) -> pd.DataFrame:
+    nan = np.full(ul.n_units, np.nan)
+    return pd.DataFrame(dict(layer=ul.name, unit=np.arange(ul.n_units), frozen=False, zero_grad_frac=nan, dormant_score=nan,
+                             dormant=False, clone_group=-1, mean_abs_act=nan))
+
 def diagnose(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs)
              y:torch.Tensor|None=None, # probe targets, for the loss and gradient norm
              loss_fn=None, # (output, y) -> scalar loss; with `y`, enables loss and gradient norms
              units:list[UnitLayer]|None=None, # default: find_units(model)
              config:DiagConfig|None=None,
             ) -> Diagnosis:
-    "Frozen, dormant and cloned units, feature ranks and norms of every unit layer of `model` on probe `x`."
+    "Frozen, dormant and cloned units, feature ranks and norms of every unit layer of `model` on probe `x` (nan, flagged `nonfinite`, for a diverged layer)."
     cfg, units = config or DiagConfig(), units if units is not None else find_units(model)
     want_grad = loss_fn is not None and y is not None
     was_training = model.training; model.eval()
@@ -245,15 +283,17 @@ def diagnose(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs
     lrows, urows = [], []
     for ul in units:
         pre, feat = cap[ul.name]["pre"], cap[ul.name]["feat"]
+        if not _finite(pre, feat, *ul.in_params()):
+            lrows.append(_nonfinite_row(ul, want_grad, cfg)); urows.append(_nonfinite_units(ul)); continue
         fz, zero_frac = frozen_units(act_derivative(ul.act, pre), cfg.tol(ul.kind), cfg.frozen_frac)
         if cfg.dormant_norm == "active<1%":
             score = active_fraction(feat); dormant = score < 0.01
         else:
-            score = dormant_scores(feat, cfg.dormant_norm); dormant = score <= cfg.dormant_tau
+            score = dormant_scores(feat, cfg.dormant_norm); dormant = dormant_units(feat, cfg.dormant_tau, cfg.dormant_norm)
         groups = clone_groups(ul, cfg.clone_atol, cfg.clone_rtol) if cfg.clones else np.full(ul.n_units, -1)
         sizes = np.bincount(groups[groups >= 0]).tolist() if (groups >= 0).any() else []
         W = [p.detach() for p in ul.in_params() if p.ndim >= 2]
-        row = dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units,
+        row = dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=0.0,
                    frozen_frac=float(fz.float().mean()), dormant_frac=float(dormant.float().mean()),
                    cloned_frac=float((groups >= 0).mean()), n_clone_groups=len(sizes),
                    clone_group_sizes=sizes, erank=effective_rank(feat), srank_sigma2=stable_rank(feat, "sigma2"),

@@ -8,88 +8,46 @@ Docs: https://adaptbench.github.io/adaptbench/plasticity_mitigations.html.md"""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..core import AdaptbenchError
+from ..hooks import (HOOKS, Hook, HookError, StepContext, L2, L2Init, ShrinkPerturb, register, parse_hooks)
 from .nets import UnitLayer, reinit_incoming, scale_outgoing, reset_optimizer_state
-from .diagnostics import DiagConfig, diagnose, dormant_scores, clone_groups, capture, frozen_units, act_derivative
+from .diagnostics import (DiagConfig, diagnose, dormant_units, clone_groups, capture, frozen_units,
+                                               act_derivative)
 
 # %% auto #0
-__all__ = ['MITIGATIONS', 'MitigationError', 'StepContext', 'Mitigation', 'L2', 'L2Init', 'ShrinkPerturb', 'LayerNormArch',
-           'Activation', 'ContinualBackprop', 'ReDo', 'TrapPerturb', 'parse_mitigations', 'arch_options']
+__all__ = ['Mitigation', 'MITIGATIONS', 'MitigationError', 'LayerNormArch', 'Activation', 'ContinualBackprop', 'ReDo',
+           'TrapPerturb', 'parse_mitigations', 'arch_options', 'StepContext', 'L2', 'L2Init', 'ShrinkPerturb']
 
 # %% ../../nbs/07d_plasticity_mitigations.ipynb #96db8763
-class MitigationError(AdaptbenchError, ValueError):
+class MitigationError(HookError):
     "A mitigation spec could not be parsed or its options are out of range."
 
-@dataclass
-class StepContext:
-    "What the trainer hands to mitigations after each step / at each task boundary."
-    model: nn.Module
-    units: list                     # UnitLayers
-    opt: torch.optim.Optimizer|None
-    step: int                       # global step just taken (0-based)
-    task: int
-    gen: torch.Generator            # seeded source of all mitigation randomness
-    feats: dict = field(default_factory=dict)   # unit-layer name -> (rows, H) features of this step's batch
-    probe: tuple|None = None        # (x, y) probe batch of the current task
-
-class Mitigation:
-    "Base class: every hook does nothing."
-    name, arch, needs_features = "none", {}, False
-    def setup(self, model, units, opt, gen): pass
-    def penalty(self, model) -> torch.Tensor|float: return 0.0
-    def after_step(self, ctx:StepContext): pass
-    def on_task(self, ctx:StepContext): pass
-    def __repr__(self): return f"{type(self).__name__}({self.name})"
+Mitigation = Hook        # a mitigation is a training hook (adaptbench.hooks); the base does nothing
+_all_ = ["Mitigation", "StepContext", "L2", "L2Init", "ShrinkPerturb"]
 
 # %% ../../nbs/07d_plasticity_mitigations.ipynb #73fe4583
-class L2(Mitigation):
-    "Penalty (λ/2)‖θ‖² on all weights and biases."
-    def __init__(self, lam:float=1e-4): self.lam, self.name = lam, f"l2:{lam:g}"
-    def penalty(self, model): return 0.5 * self.lam * sum((p ** 2).sum() for p in model.parameters())
-
-class L2Init(Mitigation):
-    "Penalty (λ/2)‖θ − θ₀‖² toward the initial parameters (Kumar et al. 2023, regenerative regularisation)."
-    def __init__(self, lam:float=1e-3): self.lam, self.name = lam, f"l2init:{lam:g}"
-    def setup(self, model, units, opt, gen): self.theta0 = [p.detach().clone() for p in model.parameters()]
-    def penalty(self, model):
-        return 0.5 * self.lam * sum(((p - p0) ** 2).sum() for p, p0 in zip(model.parameters(), self.theta0))
-
-class ShrinkPerturb(Mitigation):
-    "θ ← λθ + σε, ε ~ N(0, 1), after every step (`at='step'`) or at task boundaries (`at='task'`; Ash & Adams 2020)."
-    def __init__(self, shrink:float=0.9999, sigma:float=1e-4, at:str="step"):
-        if at not in ("step", "task"): raise MitigationError(f"shrink-and-perturb `at` must be 'step' or 'task', got {at!r}")
-        self.shrink, self.sigma, self.at = shrink, sigma, at
-        self.name = f"snp:{shrink:g}:{sigma:g}:{at}"
-    @torch.no_grad()
-    def _apply(self, ctx):
-        for p in ctx.model.parameters():
-            p.mul_(self.shrink).add_(torch.randn(p.shape, generator=ctx.gen).to(p) * self.sigma)
-    def after_step(self, ctx):
-        if self.at == "step": self._apply(ctx)
-    def on_task(self, ctx):
-        if self.at == "task" and ctx.task > 0: self._apply(ctx)
-
-class LayerNormArch(Mitigation):
+@register("layernorm")
+class LayerNormArch(Hook):
     "Layer norm before every activation (an architecture option)."
     name, arch = "layernorm", dict(layer_norm=True)
 
-class Activation(Mitigation):
+@register("act")
+class Activation(Hook):
     "Build the network with another activation (e.g. leaky_relu, elu, swish)."
-    def __init__(self, act:str="leaky_relu"): self.name, self.arch = f"act:{act}", dict(act=act)
+    def __init__(self, act:str="leaky_relu"): self.act, self.arch = act, dict(act=act)
 
 # %% ../../nbs/07d_plasticity_mitigations.ipynb #baf64c35
 def _reset_units(ctx:StepContext, ul:UnitLayer, idx:torch.Tensor):
     "Fresh incoming, zero outgoing, zeroed optimiser state — for units `idx` of `ul` only."
     reinit_incoming(ul, idx, ctx.gen); scale_outgoing(ul, idx, 0.0); reset_optimizer_state(ctx.opt, ul, idx)
 
-class ContinualBackprop(Mitigation):
+@register("cbp")
+class ContinualBackprop(Hook):
     "Dohare et al.'s continual backprop: replace mature, low-utility units at rate ρ (see above)."
-    needs_features = True
+    needs_features, state = True, ("util", "age", "accum", "replaced")
     def __init__(self, rho:float=1e-4, # replacement rate per step (fraction of mature units)
                  maturity:int=100, # units younger than this many steps are never replaced
                  decay:float=0.99, # η of the running utility
@@ -97,7 +55,8 @@ class ContinualBackprop(Mitigation):
         if not 0 <= rho < 1: raise MitigationError(f"replacement rate rho must be in [0, 1), got {rho}")
         self.rho, self.maturity, self.decay = rho, maturity, decay
         self.name = f"cbp:{rho:g}:{maturity}"
-    def setup(self, model, units, opt, gen):
+    def setup(self, ctx):
+        units = ctx.units
         self.util = {u.name: torch.zeros(u.n_units, dtype=torch.float64) for u in units}
         self.age = {u.name: torch.zeros(u.n_units, dtype=torch.long) for u in units}
         self.accum = {u.name: 0.0 for u in units}
@@ -125,9 +84,10 @@ class ContinualBackprop(Mitigation):
             self.util[ul.name][idx], self.age[ul.name][idx] = 0.0, 0
             self.replaced[ul.name] += n
 
-class ReDo(Mitigation):
-    "ReDo: every `every` steps, reset the τ-dormant units (score by layer mean on the current batch)."
-    needs_features = True
+@register("redo")
+class ReDo(Hook):
+    "ReDo: every `every` steps, reset the τ-dormant units (τ on the layer-mean scale, ReDo's code) of the current batch."
+    needs_features, state = True, ("n_reset",)
     def __init__(self, tau:float=0.1, every:int=100):
         self.tau, self.every, self.name = tau, every, f"redo:{tau:g}:{every}"
         self.n_reset = 0
@@ -135,10 +95,11 @@ class ReDo(Mitigation):
     def after_step(self, ctx):
         if (ctx.step + 1) % self.every: return
         for ul in ctx.units:
-            idx = (dormant_scores(ctx.feats[ul.name], "mean") <= self.tau).nonzero().flatten()
+            idx = dormant_units(ctx.feats[ul.name], self.tau, "mean").nonzero().flatten()
             if len(idx): _reset_units(ctx, ul, idx); self.n_reset += len(idx)
 
-class TrapPerturb(Mitigation):
+@register("trap")
+class TrapPerturb(Hook):
     "Trap-targeted perturbation: every `every` steps, act only on units the diagnostics flag frozen or cloned."
     def __init__(self, every:int=100, sigma:float=0.1, # clone noise, in units of 1/√fan_in
                  frozen_mode:str="reinit", # reinit (fresh in, zero out) | perturb (noise on incoming)
@@ -146,6 +107,7 @@ class TrapPerturb(Mitigation):
                 ):
         if frozen_mode not in ("reinit", "perturb"): raise MitigationError(f"frozen_mode must be 'reinit' or 'perturb', got {frozen_mode!r}")
         self.every, self.sigma, self.frozen_mode, self.config = every, sigma, frozen_mode, config or DiagConfig()
+        self.state = ("n_frozen", "n_cloned")
         self.name = f"trap:{every}:{sigma:g}:{frozen_mode}"
         self.n_frozen = self.n_cloned = 0
     @torch.no_grad()
@@ -175,32 +137,15 @@ class TrapPerturb(Mitigation):
         if (ctx.step + 1) % self.every == 0 and ctx.probe is not None: self.perturb(ctx, ctx.probe[0])
 
 # %% ../../nbs/07d_plasticity_mitigations.ipynb #dfca43f5
-MITIGATIONS = {
-    "none": lambda: Mitigation(),
-    "l2": lambda lam=1e-4: L2(float(lam)),
-    "l2init": lambda lam=1e-3: L2Init(float(lam)),
-    "snp": lambda shrink=0.9999, sigma=1e-4, at="step": ShrinkPerturb(float(shrink), float(sigma), at),
-    "cbp": lambda rho=1e-4, maturity=100: ContinualBackprop(float(rho), int(maturity)),
-    "redo": lambda tau=0.1, every=100: ReDo(float(tau), int(every)),
-    "layernorm": lambda: LayerNormArch(),
-    "act": lambda act="leaky_relu": Activation(act),
-    "trap": lambda every=100, sigma=0.1, frozen_mode="reinit": TrapPerturb(int(every), float(sigma), frozen_mode),
-}
+MITIGATIONS = HOOKS      # one registry for every training hook: plasticity mitigations and retention methods
 
 def parse_mitigations(spec:str|list, # e.g. 'cbp:1e-4' or 'layernorm+redo:0.1:200' or a list of such
-                     ) -> list[Mitigation]:
-    "Mitigation objects from a spec: names joined by '+', options after ':'."
-    if isinstance(spec, (list, tuple)): return [m for s in spec for m in parse_mitigations(s)]
-    out = []
-    for part in str(spec).split("+"):
-        name, *args = part.strip().split(":")
-        if name not in MITIGATIONS: raise MitigationError(f"unknown mitigation {name!r} in {spec!r}; known: {', '.join(MITIGATIONS)}")
-        try: m = MITIGATIONS[name](*args)
-        except (TypeError, ValueError) as e: raise MitigationError(f"bad options for {name!r} in {spec!r}: {e}") from None
-        if name != "none": out.append(m)
-    return out
+                     ) -> list[Hook]:
+    "Mitigation objects from a spec: registered hook names joined by '+', options after ':' (`hooks.parse_hooks`)."
+    try: return parse_hooks(spec)
+    except HookError as e: raise MitigationError(str(e)) from None
 
-def arch_options(mits:list[Mitigation]) -> dict:
+def arch_options(mits:list[Hook]) -> dict:
     "The network-construction options the mitigations ask for (merged)."
     out = {}
     for m in mits: out.update(m.arch)

@@ -7,6 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/plasticity_train.html.md"""
 # %% ../../nbs/07e_plasticity_train.ipynb #bd44058f
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from ..core import AdaptbenchError
 from .streams import TaskStream
 from .nets import find_units, make_net, reinit_incoming, scale_outgoing
 from .diagnostics import DiagConfig, diagnose, effective_rank, capture, clone_groups
+from ..hooks import Hooks
 from .mitigations import Mitigation, StepContext, parse_mitigations, arch_options, TrapPerturb
 
 # %% auto #0
@@ -43,11 +45,12 @@ def task_loss(out, y, kind:str):
 @dataclass
 class TrainResult:
     "What one training run on a stream produced."
-    tasks: pd.DataFrame       # one row per task: online_acc/online_loss, end_acc/end_loss
+    tasks: pd.DataFrame       # one row per task trained: online_acc/online_loss, end_acc/end_loss, diverged
     diag: pd.DataFrame        # tidy diagnostics rows (step, task, layer, metric, variant, value)
     units: pd.DataFrame       # per-unit rows at each diagnostic step (for the dashboard); empty unless asked
     seconds: float            # wall time of the training loop (diagnostics included)
     mitigations: list = field(default_factory=list)
+    diverged: dict|None = None # where training diverged: step, task, reason (None: it did not)
 
 # %% ../../nbs/07e_plasticity_train.ipynb #5ccbe9cf
 @torch.no_grad()
@@ -67,6 +70,11 @@ def _flat(t, ul):
     from adaptbench.plasticity.diagnostics import _rows
     return _rows(t.detach(), ul)
 
+def _examples(stream, task) -> list:
+    "A finished task's examples as (x, y) pairs, for hooks that take per-example gradients (EWC)."
+    X, y = stream.task_data(task)
+    return list(zip(X, y))
+
 # %% ../../nbs/07e_plasticity_train.ipynb #0a6a6be9
 def train_stream(model:nn.Module, stream:TaskStream,
                  mitigations:list[Mitigation]|str=(), # objects or a spec string ('cbp:1e-4+layernorm')
@@ -78,14 +86,17 @@ def train_stream(model:nn.Module, stream:TaskStream,
                  diag_config:DiagConfig|None=None,
                  progress:bool=True,
                 ) -> TrainResult:
-    "Train `model` through `stream` with `mitigations`; log plasticity per task and diagnostics over time."
+    "Train `model` through `stream` with `mitigations`; log plasticity per task and diagnostics; stop cleanly if it diverges."
     from tqdm.auto import tqdm
     mits = parse_mitigations(mitigations) if isinstance(mitigations, str) else list(mitigations)
     units, opt = find_units(model), make_optimizer(optimizer, model.parameters(), lr)
     gen = torch.Generator().manual_seed(int(seed))
-    for m in mits: m.setup(model, units, opt, gen)
-    feats = {}
-    hooks = _feature_hooks(units, feats) if any(m.needs_features for m in mits) else []
+    hooks = Hooks(mits)
+    rng = random.Random(int(seed))                                   # example sampling of hooks (EWC's Fisher)
+    def examples_loss(ex): return task_loss(model(torch.stack([x for x, _ in ex])), torch.stack([y for _, y in ex]), stream.kind)
+    hooks.setup(StepContext(model, units, opt, gen=gen))
+    feats, diverged = {}, None
+    fhooks = _feature_hooks(units, feats) if hooks.needs_features else []
     kind, rows, drows, urows = stream.kind, [], [], []
     cur = dict(loss=0.0, correct=0.0, n=0)
     t0 = time.time()
@@ -97,31 +108,42 @@ def train_stream(model:nn.Module, stream:TaskStream,
     def close_task(task, step):
         X, y = stream.task_data(task)
         el, ea = _evaluate(model, X, y, kind)
-        rows.append(dict(task=task, online_loss=cur["loss"] / cur["n"], online_acc=cur["correct"] / cur["n"] if kind == "classification" else np.nan,
-                         end_loss=el, end_acc=ea, step=step, seconds=time.time() - t0))
+        bad, n = diverged is not None, max(cur["n"], 1)
+        rows.append(dict(task=task, online_loss=cur["loss"] / n, online_acc=cur["correct"] / n if kind == "classification" else np.nan,
+                         end_loss=el, end_acc=np.nan if bad else ea, step=step, seconds=time.time() - t0, diverged=bad))
     try:
         model.train()
+        task_start = 0
         for b in tqdm(stream, total=stream.n_steps, disable=not progress, desc="train", leave=False):
             if b.new_task:
                 if b.task > 0: close_task(b.task - 1, b.step)
-                cur.update(loss=0.0, correct=0.0, n=0)
+                cur.update(loss=0.0, correct=0.0, n=0); task_start = b.step
                 probe = stream.probe(b.task, probe_size)
-                for m in mits: m.on_task(StepContext(model, units, opt, b.step, b.task, gen, probe=probe))
+                hooks.on_task(StepContext(model, units, opt, b.step, b.task, gen, probe=probe, rng=rng, loss_fn=examples_loss,
+                                          data=_examples(stream, b.task - 1) if b.task > 0 else None))
             if diag_every and b.step % diag_every == 0: diag(b.step, b.task)
+            ctx = StepContext(model, units, opt, b.step, b.task, gen, feats, probe, task_step=b.step - task_start)
+            if hooks.extra_batch(ctx, len(b.y)): raise TrainError(
+                f"{hooks.name!r} asks for examples of earlier tasks (replay); plasticity.train draws every batch from the stream")
             out = model(b.x)
             loss = task_loss(out, b.y, kind)
+            if not torch.isfinite(loss):
+                diverged = dict(step=b.step, task=b.task, reason="non-finite loss"); break
             n = len(b.y); cur["loss"] += float(loss.detach()) * n; cur["n"] += n
             if kind == "classification": cur["correct"] += float((out.argmax(1) == b.y).sum())
-            total = loss + sum(m.penalty(model) for m in mits)
+            total = loss + hooks.penalty(ctx)
             opt.zero_grad(set_to_none=True); total.backward(); opt.step()
-            ctx = StepContext(model, units, opt, b.step, b.task, gen, feats, probe)
-            for m in mits: m.after_step(ctx)
-        close_task(stream.n_tasks - 1, stream.n_steps)
-        if diag_every: diag(stream.n_steps, stream.n_tasks - 1)
+            if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                diverged = dict(step=b.step, task=b.task, reason="non-finite weights after the step"); break
+            hooks.after_step(ctx)
+        last = (diverged["task"], diverged["step"]) if diverged else (stream.n_tasks - 1, stream.n_steps)
+        close_task(*last)
+        seen = diverged and diverged["reason"] == "non-finite loss" and last[1] % diag_every == 0 if diag_every else True
+        if diag_every and not seen: diag(last[1], last[0])          # (a loss that failed left the weights as diagnosed)
     finally:
-        for h in hooks: h.remove()
+        for h in fhooks: h.remove()
     return TrainResult(pd.DataFrame(rows), pd.concat(drows, ignore_index=True) if drows else pd.DataFrame(),
-                       pd.concat(urows, ignore_index=True) if urows else pd.DataFrame(), time.time() - t0, [m.name for m in mits])
+                       pd.concat(urows, ignore_index=True) if urows else pd.DataFrame(), time.time() - t0, [m.name for m in mits], diverged)
 
 # %% ../../nbs/07e_plasticity_train.ipynb #930ed928
 def run_config(stream:TaskStream, arch:str="mlp", act:str="relu", mitigations:str="none", optimizer:str="adam",
