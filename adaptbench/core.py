@@ -167,7 +167,7 @@ def atomic_write_json(path:str|Path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
-# %% ../nbs/00_core.ipynb #c6643268
+# %% ../nbs/00_core.ipynb #8fb71eba
 import pandas as pd
 from dataclasses import dataclass
 
@@ -180,7 +180,7 @@ def _check_paths_cover(paths, C):
         if p.ndim != 1 or (len(p) and (p.min() < 0 or p.max() >= C)):
             raise ReplayError(f"a fixed-sequence path must be a 1-d array of configuration indices in 0..{C - 1}, got {p!r}")
 
-# %% ../nbs/00_core.ipynb #fe46af0c
+# %% ../nbs/00_core.ipynb #eb2aef74
 @dataclass
 class Replay:
     "Offline outcome of every configuration of one or several policies: losses per risk, cost, configurations, paths."
@@ -228,7 +228,7 @@ class Replay:
         return (f"Replay({self.n_configs} configurations × {self.n_units} units; risks {sorted(self.loss)}; "
                 f"{len(self.paths)} paths; {names})")
 
-# %% ../nbs/00_core.ipynb #d092d65a
+# %% ../nbs/00_core.ipynb #580c4d33
 def _by_group(x:np.ndarray, group:np.ndarray) -> np.ndarray:
     "(C, N) → (C, G): the mean over each group's units, groups in sorted order."
     g, inv = np.unique(group, return_inverse=True)

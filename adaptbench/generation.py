@@ -15,18 +15,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .models import LoadedModel
+from .models import LoadedModel, stop_ids
 from .signals import token_stats
 
 # %% auto #0
 __all__ = ['THINK_OPEN', 'THINK_CLOSE', 'split_reasoning', 'token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
 
 # %% ../nbs/03_generation.ipynb #86a10f8f
-def _eos_ids(lm:LoadedModel) -> set[int]:
-    ids = lm.model.generation_config.eos_token_id
-    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
-    if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
-    return ids
+def _eos_ids(lm:LoadedModel) -> set[int]: return stop_ids(lm)   # the one stop-id rule, in `models`
 
 # %% ../nbs/03_generation.ipynb #bc7ad9f8
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
