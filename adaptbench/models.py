@@ -242,7 +242,7 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
     model = model.to(dev).eval()
     return LoadedModel(model, _prepare_tokenizer(tok), spec, src)
 
-# %% ../nbs/01_models.ipynb #b513f722
+# %% ../nbs/01_models.ipynb #b11340ce
 from .core import AdaptbenchError
 
 class LayerViewError(AdaptbenchError, ValueError):
@@ -265,7 +265,7 @@ def crop_cache(cache, length:int):
         if getattr(layer, "keys", None) is not None and layer.keys.numel():
             layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
 
-# %% ../nbs/01_models.ipynb #38993c20
+# %% ../nbs/01_models.ipynb #513050c1
 @dataclass
 class DecodeStep:
     "Positions of the tokens being decoded, shared by every layer they pass through."
