@@ -242,7 +242,7 @@ class ExitClassifier:
         final = layer_confidence(lm, states[-1])["argmax"]
         return (layer_confidence(lm, states[layer], layer, self.lens)["argmax"] == final).cpu().numpy()
 
-# %% ../nbs/04a_lens.ipynb #4e4f518f
+# %% ../nbs/04a_lens.ipynb #d593db36
 def _fit(self, lm, states:torch.Tensor, progress:bool=False) -> ExitClassifier:
     "Fit one logistic regression per layer 1..L−1 on `states` (L+1, N, d) and fold it into sigmoid(x·w + b)."
     from sklearn.linear_model import LogisticRegression
@@ -275,7 +275,7 @@ ExitClassifier.predict_proba = lambda self, lm, states, layer: self.proba(lm, st
 ExitClassifier.predict_proba.__doc__ = "P(exit argmax at `layer` == final argmax) for each token of `states` (L+1, N, d); 1 at the last layer."
 ExitClassifier.proba_of = lambda self, lm, h, h_prev, layer: self.proba(lm, h, h_prev, layer).cpu().numpy()
 
-# %% ../nbs/04a_lens.ipynb #e2d81fd6
+# %% ../nbs/04a_lens.ipynb #c223c7ea
 def exit_classifier_path(lm, lens_name:str="logit lens", # a `LoadedModel`; which lens the classifier judges
                          cache_dir=None) -> Path:
     "Where the exit classifier of `lm` for `lens_name` is stored: beside its tuned lens."
