@@ -181,7 +181,7 @@ def _check_paths_cover(paths, C):
             raise ReplayError(f"a fixed-sequence path must be a 1-d array of configuration indices in 0..{C - 1}, got {p!r}")
 
 # %% ../nbs/00_core.ipynb #eb2aef74
-@dataclass
+@dataclass(eq=False)
 class Replay:
     "Offline outcome of every configuration of one or several policies: losses per risk, cost, configurations, paths."
     loss: dict                     # risk name → (C, N) losses in [0, 1] (1 = the risk's bad event happened)

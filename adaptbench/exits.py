@@ -161,7 +161,7 @@ def record_exits(lm,                          # a `LoadedModel`
     L, N = lm.n_layers, states.shape[1]
     if states.dim() != 3 or states.shape[0] != L + 1:
         raise ExitError(f"states has shape {tuple(states.shape)}; expected (L+1, N, d) = ({L + 1}, N, {lm.hidden_size})")
-    if classifier is not None and classifier.lens is not lens:
+    if classifier is not None and classifier.lens_name != ("tuned lens" if lens is not None else "logit lens"):
         raise ExitError(f"the classifier judges the {classifier.lens_name}, the records read the {'tuned lens' if lens is not None else 'logit lens'}")
     names = list(signals) if signals is not None else [k for k, s in EXIT_SIGNALS.items() if classifier is not None or not s.needs_classifier]
     sig = {k: np.zeros((L, N), np.float32) for k in names}
@@ -177,7 +177,7 @@ def record_exits(lm,                          # a `LoadedModel`
                        classifier.name if classifier is not None else "")
 
 # %% ../nbs/05b_exits.ipynb #055f29e7
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class ExitReplay(Replay):
     "An early-exit policy's `Replay` (risk `inconsistent`, cost in relative compute) with each token's exit layer and checks."
     exit: np.ndarray                # (C, N) exit layer (L: no exit)

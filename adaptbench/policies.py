@@ -257,7 +257,7 @@ class Combined(_Product):
         return st[self.idx[:, 1]], ab[self.idx[:, 0]]
 
 # %% ../nbs/05_policies.ipynb #5f89c146
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)
 class Outcome(Replay):
     "A stopping policy's `Replay` (risks `wrong` and `premature`, cost in tokens) with what it did on each instance."
     stop_probe: np.ndarray        # (C, N) first firing probe; J when it ran to the end
