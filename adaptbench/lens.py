@@ -283,6 +283,11 @@ def exit_classifier_path(lm, lens_name:str="logit lens", # a `LoadedModel`; whic
     p = tuned_lens_path(lm, cache_dir)
     return p.with_name(f"{p.stem}-exit-{lens_name.split()[0]}.safetensors")
 
+def _lens_hash(lens) -> str:
+    "Short hash of a tuned lens's weights ('' for the logit lens): a classifier is only valid with the lens it was fitted on."
+    if lens is None: return ""
+    return hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in (lens.A, lens.b))).hexdigest()[:12]
+
 def save_exit_classifier(clf:ExitClassifier, lm, path=None) -> Path:
     "Save a fitted exit classifier atomically as safetensors (weights, intercepts, constants; its name in the metadata)."
     from safetensors.torch import save_file
@@ -291,7 +296,8 @@ def save_exit_classifier(clf:ExitClassifier, lm, path=None) -> Path:
     path = Path(path) if path else exit_classifier_path(lm, clf.lens_name)
     with atomic_path(path) as tmp:
         save_file({"w": clf.w.contiguous(), "b": clf.b.contiguous(), "const": clf.const.contiguous()}, str(tmp),
-                  metadata=dict(model=str(lm.spec), lens=clf.lens_name, name=clf.name, C=str(clf.C), max_iter=str(clf.max_iter)))
+                  metadata=dict(model=str(lm.spec), lens=clf.lens_name, lens_hash=_lens_hash(clf.lens), name=clf.name,
+                                C=str(clf.C), max_iter=str(clf.max_iter)))
     return path
 
 def load_exit_classifier(lm, lens:TunedLens|None=None, # the model, and the tuned lens the classifier judges (None: logit lens)
@@ -307,6 +313,9 @@ def load_exit_classifier(lm, lens:TunedLens|None=None, # the model, and the tune
     if set(t) != {"w", "b", "const"} or t["w"].shape != (lm.n_layers - 1, lm.hidden_size + 1) or meta.get("lens") != _lens_name(lens):
         raise LensError(f"{path} is not an exit classifier of the {_lens_name(lens)} for {lm.spec!r} "
                         f"(w must be ({lm.n_layers - 1}, {lm.hidden_size + 1}); it holds {meta.get('lens')!r})")
+    if meta.get("lens_hash") and meta["lens_hash"] != _lens_hash(lens):
+        raise LensError(f"{path} was fitted on another tuned lens (hash {meta['lens_hash']}, this one {_lens_hash(lens)}); "
+                        f"refit it with ExitClassifier(lens).fit(lm, states) and save_exit_classifier")
     clf = ExitClassifier(lens, float(meta.get("C", 0.05)), int(meta.get("max_iter", 500)))
     clf.w, clf.b, clf.const = t["w"], t["b"], t["const"]
     if meta.get("name") and meta["name"] != clf.name: raise LensError(f"{path}: its weights do not match its recorded name {meta['name']}")
