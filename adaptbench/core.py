@@ -21,7 +21,7 @@ import numpy as np
 __all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'StudyError', 'ParameterError',
            'StudyFailedError', 'RunLockedError', 'ProjectNotFoundError', 'find_project_root', 'project_root',
            'settings_file', 'get_setting', 'settings', 'seed_everything', 'get_device', 'get_dtype', 'atomic_path',
-           'atomic_write_text', 'atomic_write_json']
+           'atomic_write_text', 'atomic_write_json', 'ReplayError', 'Replay']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -183,3 +183,102 @@ def atomic_write_text(path:str|Path, text:str):
 def atomic_write_json(path:str|Path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+# %% ../nbs/00_core.ipynb #8fb71eba
+import pandas as pd
+from dataclasses import dataclass
+
+class ReplayError(AdaptbenchError, ValueError):
+    "A replay is malformed, or several replays do not fit together (different units, risks or groups)."
+
+def _check_paths_cover(paths, C):
+    for p in paths:
+        p = np.asarray(p)
+        if p.ndim != 1 or (len(p) and (p.min() < 0 or p.max() >= C)):
+            raise ReplayError(f"a fixed-sequence path must be a 1-d array of configuration indices in 0..{C - 1}, got {p!r}")
+
+# %% ../nbs/00_core.ipynb #eb2aef74
+@dataclass(eq=False)
+class Replay:
+    "Offline outcome of every configuration of one or several policies: losses per risk, cost, configurations, paths."
+    loss: dict                     # risk name → (C, N) losses in [0, 1] (1 = the risk's bad event happened)
+    cost: np.ndarray               # (C, N) compute spent per unit (tokens, relative layers, ...)
+    configs: pd.DataFrame          # C rows: `policy` (name), `config` (index within its policy), then its parameters
+    paths: list                    # fixed-sequence paths: arrays of configuration indices, each safest first
+    policies: list                 # the policy objects; policy k owns the next len(policies[k]) configurations
+    group: np.ndarray|None = None  # (N,) group of each unit (e.g. its text), for group-level calibration
+
+    def __post_init__(self):
+        self.cost = np.asarray(self.cost, float)
+        if self.cost.ndim != 2: raise ReplayError(f"cost must be (C, N), got shape {self.cost.shape}")
+        C, N = self.cost.shape
+        if not self.loss: raise ReplayError("a replay needs at least one risk in `loss`")
+        self.loss = {k: np.asarray(v, float) for k, v in self.loss.items()}
+        for k, v in self.loss.items():
+            if v.shape != (C, N): raise ReplayError(f"loss[{k!r}] has shape {v.shape}; cost has {(C, N)}")
+        if len(self.configs) != C: raise ReplayError(f"configs has {len(self.configs)} rows for {C} configurations")
+        if sum(len(p) for p in self.policies) != C:
+            raise ReplayError(f"the policies hold {sum(len(p) for p in self.policies)} configurations, the losses {C}")
+        _check_paths_cover(self.paths, C)
+        if self.group is not None:
+            self.group = np.asarray(self.group)
+            if self.group.shape != (N,): raise ReplayError(f"group has shape {self.group.shape}, expected ({N},)")
+
+    @property
+    def n_configs(self) -> int: return self.cost.shape[0]
+    @property
+    def n_units(self) -> int: return self.cost.shape[1]
+
+    def losses(self) -> dict:
+        "Risk name → (C, N) losses."
+        return dict(self.loss)
+
+    def select(self, i:int): # a configuration index 0..C−1 of this replay
+        "Configuration `i` as a runnable single-configuration policy (`policy.select(local index)`)."
+        if not 0 <= i < self.n_configs: raise ReplayError(f"configuration {i} outside 0..{self.n_configs - 1}")
+        off = np.cumsum([0] + [len(p) for p in self.policies])
+        k = int(np.searchsorted(off, i, side="right") - 1)
+        return self.policies[k].select(int(i - off[k]))
+
+    def __repr__(self):
+        names = ", ".join(dict.fromkeys(str(n) for n in self.configs["policy"])) if "policy" in self.configs else ""
+        return (f"Replay({self.n_configs} configurations × {self.n_units} units; risks {sorted(self.loss)}; "
+                f"{len(self.paths)} paths; {names})")
+
+# %% ../nbs/00_core.ipynb #580c4d33
+def _by_group(x:np.ndarray, group:np.ndarray) -> np.ndarray:
+    "(C, N) → (C, G): the mean over each group's units, groups in sorted order."
+    g, inv = np.unique(group, return_inverse=True)
+    out = np.zeros((x.shape[0], len(g)))
+    np.add.at(out.T, inv, x.T)
+    return out / np.bincount(inv)
+
+def _subset(self, idx) -> Replay:
+    "The replay restricted to units `idx` (indices or a boolean mask)."
+    return Replay({k: v[:, idx] for k, v in self.loss.items()}, self.cost[:, idx], self.configs, self.paths,
+                  self.policies, None if self.group is None else self.group[idx])
+
+def _group_level(self) -> Replay:
+    "Losses and cost averaged within each group: one unit per group (the unit of a group-level guarantee)."
+    if self.group is None: raise ReplayError("this replay has no group vector; record one (e.g. the text of each token)")
+    return Replay({k: _by_group(v, self.group) for k, v in self.loss.items()}, _by_group(self.cost, self.group),
+                  self.configs, self.paths, self.policies, np.unique(self.group))
+
+def _stack(replays) -> Replay:
+    "One replay of all configurations of `replays` (same units, risks and groups); paths are re-indexed."
+    replays = [replays] if isinstance(replays, Replay) else list(replays)
+    if not replays: raise ReplayError("nothing to stack: pass at least one Replay")
+    risks, N = set(replays[0].loss), replays[0].n_units
+    for r in replays[1:]:
+        if set(r.loss) != risks: raise ReplayError(f"replays carry different risks: {sorted(risks)} vs {sorted(r.loss)}")
+        if r.n_units != N: raise ReplayError(f"replays cover different numbers of units ({N} vs {r.n_units}); replay them on the same traces")
+        if (r.group is None) != (replays[0].group is None) or (r.group is not None and not np.array_equal(r.group, replays[0].group)):
+            raise ReplayError("replays carry different group vectors; replay them on the same records")
+    off = np.cumsum([0] + [r.n_configs for r in replays])
+    return Replay({k: np.concatenate([r.loss[k] for r in replays]) for k in replays[0].loss},
+                  np.concatenate([r.cost for r in replays]),
+                  pd.concat([r.configs for r in replays], ignore_index=True),
+                  [np.asarray(p) + o for r, o in zip(replays, off) for p in r.paths],
+                  [p for r in replays for p in r.policies], replays[0].group)
+
+Replay.subset, Replay.group_level, Replay.stack = _subset, _group_level, staticmethod(_stack)

@@ -1,4 +1,4 @@
-"""Risk-controlled early exit: replay exit policies on per-layer records of a real model, calibrate their thresholds with Learn-then-Test, and count what they save.
+"""Live early-exit decoding: a calibrated exit policy drives a layer-by-layer decoder with CALM's state propagation, reading the very exit signals the offline records hold.
 
 Docs: https://adaptbench.github.io/adaptbench/early_exit.html.md"""
 
@@ -7,372 +7,75 @@ Docs: https://adaptbench.github.io/adaptbench/early_exit.html.md"""
 # %% ../nbs/06b_early_exit.ipynb #7f80e29e
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from .core import AdaptbenchError
-from .risk import LTTResult, learn_then_test, repeat_splits
-from .signals import (ExitClassifier, TunedLens, _read_layer, hidden_saturation, layer_confidence,
-                                lens_corpus_path, lens_logits)
+from .exits import EXIT_SIGNALS, EarlyExit, ExitError, LayerView, exit_signal_values, head_cost
+from .lens import ExitClassifier, TunedLens, lens_logits, load_exit_classifier
+from .models import embed_step, fill_skipped_kv, run_layer, stop_ids
 
 # %% auto #0
-__all__ = ['SIGNALS', 'HEAD_SIGNALS', 'ExitError', 'head_cost', 'ExitRecords', 'record_exits', 'EarlyExit', 'stack_exits',
-           'per_text', 'calibrate_exits', 'linear_exit_classifier', 'early_exit_generate', 'exit_records_path',
-           'load_exit_records', 'classifier_states', 'corpus_exit_records', 'plot_exit_frontier']
-
-# %% ../nbs/06b_early_exit.ipynb #7f0b3dd8
-class ExitError(AdaptbenchError, ValueError):
-    "Exit records or an exit policy are malformed or do not fit each other."
-
-def head_cost(lm, lens:bool=False) -> float:
-    "Cost of one read-out (LM head, plus the d×d lens map if `lens`) in decoder-layer units (multiply-adds per token)."
-    layer = sum(p.numel() for n, p in lm.layers[0].named_parameters() if p.dim() == 2)   # the matmuls of one block
-    return (lm.vocab_size * lm.hidden_size + (lm.hidden_size ** 2 if lens else 0)) / layer
-
-# %% ../nbs/06b_early_exit.ipynb #bfbdd562
-SIGNALS = ("max_prob", "margin", "saturation", "classifier")
-HEAD_SIGNALS = ("max_prob", "margin")          # read through the LM head: each check costs one head product
-
-@dataclass
-class ExitRecords:
-    "Per held-out token and layer 1..L: exit signals and whether the exit's argmax equals the final layer's."
-    signals: dict                   # name → (L, N) float signal at layers 1..L (row l−1 is layer l)
-    agree: np.ndarray               # (L, N) bool: exit argmax == final argmax (the last row is all True)
-    group: np.ndarray               # (N,) which text each token comes from
-    lens: str                       # 'logit lens' or 'tuned lens'
-    head_cost: float                # one read-out in decoder-layer units (see `head_cost`)
-    model: str = ""                 # model spec, for the record
-
-    def __post_init__(self):
-        self.agree, self.group = np.asarray(self.agree, bool), np.asarray(self.group)
-        L, N = self.agree.shape
-        if self.group.shape != (N,): raise ExitError(f"group has shape {self.group.shape}, expected ({N},) for agree {self.agree.shape}")
-        for k, v in self.signals.items():
-            if np.shape(v) != (L, N): raise ExitError(f"signal {k!r} has shape {np.shape(v)}, expected {(L, N)} like agree")
-        if N and not self.agree[-1].all(): raise ExitError("agree's last row (the final layer) must be all True")
-
-    @property
-    def n_layers(self) -> int: return self.agree.shape[0]
-    @property
-    def n_tokens(self) -> int: return self.agree.shape[1]
-
-    def subset(self, idx) -> "ExitRecords":
-        "The records of tokens `idx`."
-        return ExitRecords({k: v[:, idx] for k, v in self.signals.items()}, self.agree[:, idx], self.group[idx],
-                           self.lens, self.head_cost, self.model)
-
-    def to_frame(self) -> pd.DataFrame:
-        "Long table: one row per (token, layer)."
-        L, N = self.agree.shape
-        return pd.DataFrame(dict(lens=self.lens, model=self.model, head_cost=self.head_cost,
-                                 token=np.tile(np.arange(N), L), group=np.tile(self.group, L),
-                                 layer=np.repeat(np.arange(1, L + 1), N), agree=self.agree.ravel(),
-                                 **{k: np.asarray(v, np.float32).ravel() for k, v in self.signals.items()}))
-
-    @classmethod
-    def from_frame(cls, df:pd.DataFrame) -> "ExitRecords":
-        "Inverse of `to_frame` (one lens)."
-        if df.lens.nunique() != 1: raise ExitError(f"one lens per ExitRecords; the frame holds {sorted(df.lens.unique())}")
-        df = df.sort_values(["layer", "token"])
-        L, N = df.layer.max(), df.token.max() + 1
-        if len(df) != L * N: raise ExitError(f"{len(df)} rows are not {L} layers × {N} tokens")
-        grid = lambda c: df[c].to_numpy().reshape(L, N)
-        return cls({k: grid(k) for k in SIGNALS if k in df}, grid("agree"), grid("group")[0], df.lens.iloc[0],
-                   float(df.head_cost.iloc[0]), str(df.model.iloc[0]))
-
-# %% ../nbs/06b_early_exit.ipynb #e909bdca
-@torch.no_grad()
-def record_exits(lm,                          # a `LoadedModel`
-                 states:torch.Tensor,         # (L+1, N, d) held-out states from `signals.layer_states`
-                 group:np.ndarray|None=None,  # (N,) text of each token (default: all one text)
-                 lens:TunedLens|None=None,    # read the layers through a tuned lens (else the logit lens)
-                 classifier:ExitClassifier|None=None, # adds the learned exit classifier's signal
-                 batch_tokens:int=256,        # tokens per LM-head product
-                 progress:bool=True,          # progress bar over layers
-                ) -> ExitRecords:
-    "Exit records of `states`: per layer the exit's max-prob, margin, saturation (and classifier), and agreement."
-    L, N = lm.n_layers, states.shape[1]
-    if states.dim() != 3 or states.shape[0] != L + 1:
-        raise ExitError(f"states has shape {tuple(states.shape)}; expected (L+1, N, d) = ({L + 1}, N, {lm.hidden_size})")
-    sig = {k: np.zeros((L, N), np.float32) for k in SIGNALS[:3] + ((SIGNALS[3],) if classifier else ())}
-    agree = np.ones((L, N), bool)
-    mk = lambda: ExitRecords(sig, agree, np.zeros(N, int) if group is None else np.asarray(group),
-                             "tuned lens" if lens is not None else "logit lens", head_cost(lm, lens is not None), str(lm.spec))
-    if N == 0: return mk()
-    final_logp = torch.cat([lens_logits(lm, states[-1, i:i + batch_tokens]).log_softmax(-1) for i in range(0, N, batch_tokens)])
-    final = final_logp.argmax(-1).numpy()
-    sig["saturation"][:] = hidden_saturation(states).clamp(0, 1).numpy()
-    for l in tqdm(range(1, L + 1), desc="exit records", disable=not progress):
-        r = _read_layer(lm, states, l, lens if l < L else None, final_logp, batch_tokens)
-        sig["max_prob"][l - 1], sig["margin"][l - 1] = r["max_prob"], r["margin"]
-        agree[l - 1] = r["argmax"] == final
-        if classifier is not None: sig["classifier"][l - 1] = classifier.predict_proba(lm, states, l)
-    return mk()
-
-# %% ../nbs/06b_early_exit.ipynb #d05ebb3d
-@dataclass
-class EarlyExit:
-    "Exit at the first checked layer whose signal reaches the threshold; thresholds ordered safest (highest) first."
-    signal: str = "max_prob"        # a key of `ExitRecords.signals`
-    lens: str = "logit lens"        # whose records it reads: 'logit lens' or 'tuned lens'
-    thresholds: np.ndarray = field(default_factory=lambda: np.r_[np.inf, np.linspace(1, 0, 101)])
-    layers: list|None = None        # checked layers (each < L); None: every layer from 1 to L−1
-    every: int = 1                  # with layers None: check every `every`-th layer, ending at L−1
-    check_cost: float|None = None   # cost of one check in layers; None: the head cost for head signals, 0 otherwise
-
-    def __post_init__(self):
-        t = np.asarray(self.thresholds, float)
-        if t.ndim != 1 or len(t) == 0 or np.isnan(t).any(): raise ExitError(f"thresholds must be a 1-d grid of numbers, got {self.thresholds!r}")
-        if (np.diff(t) > 0).any(): raise ExitError("thresholds must be ordered safest (highest) first")
-        self.thresholds = t
-        if self.every < 1: raise ExitError(f"every must be ≥ 1, got {self.every}")
-
-    @property
-    def name(self) -> str:
-        return f"{self.signal} ({self.lens})" + (f" every {self.every}" if self.layers is None and self.every > 1 else "") + \
-               (f" at {list(self.layers)}" if self.layers is not None else "")
-
-    def checked(self, L:int) -> np.ndarray:
-        "The checked layers for a model of L layers (1-based, each < L)."
-        c = np.arange(L - 1, 0, -self.every)[::-1] if self.layers is None else np.asarray(sorted(self.layers))
-        if len(c) and (c.min() < 1 or c.max() >= L): raise ExitError(f"checked layers must lie in 1..{L - 1}, got {list(c)}")
-        return c
-
-    def replay(self, rec:ExitRecords) -> dict:
-        "Per threshold and token: exit layer, checks made, loss (exit argmax ≠ final), cost in layers; each (C, N)."
-        if self.signal not in rec.signals: raise ExitError(f"the records have no signal {self.signal!r}; they have {sorted(rec.signals)}")
-        L, N, C = rec.n_layers, rec.n_tokens, len(self.thresholds)
-        cand = self.checked(L)
-        if len(cand) == 0: any_, exit_, checks = np.zeros((C, N), bool), np.full((C, N), L), np.zeros((C, N), int)
-        else:
-            hit = rec.signals[self.signal][cand - 1][None] >= self.thresholds[:, None, None]   # (C, M, N)
-            any_, first = hit.any(1), hit.argmax(1)
-            exit_, checks = np.where(any_, cand[first], L), np.where(any_, first + 1, len(cand))  # (C, N)
-        loss = ~rec.agree[exit_ - 1, np.arange(N)[None]]
-        return dict(exit=exit_, checks=checks, loss=loss.astype(float), cost=self.cost(exit_, checks, L, rec.head_cost))
-
-    def cost(self, exit_, checks, L:int, head:float):
-        "Relative compute of tokens that exit at `exit_` (L: no exit) after `checks` checks; the full model costs 1."
-        exit_, checks = np.asarray(exit_), np.asarray(checks)
-        head_sig = self.signal in HEAD_SIGNALS
-        c = (head if head_sig else 0.0) if self.check_cost is None else self.check_cost
-        # exiting on a head signal reuses the checked read-out; otherwise the exit (or the last layer) pays one head
-        return (exit_ + checks * c + np.where((exit_ < L) & head_sig, 0.0, head)) / (L + head)
-
-# %% ../nbs/06b_early_exit.ipynb #7b15ae76
-def stack_exits(policies:list, recs:ExitRecords|dict) -> tuple[np.ndarray, np.ndarray, list, pd.DataFrame]:
-    "Replay several policies (each on its lens's records) and stack: losses (C, N), costs (C, N), fixed-sequence paths, configs."
-    recs = recs if isinstance(recs, dict) else {recs.lens: recs}
-    losses, costs, paths, rows, off = [], [], [], [], 0
-    for p in policies:
-        lens = p.lens
-        if lens not in recs: raise ExitError(f"policy {p.name!r} reads the {lens!r}; records exist for {sorted(recs)}")
-        r = p.replay(recs[lens])
-        losses.append(r["loss"]); costs.append(r["cost"]); paths.append(np.arange(off, off + len(p.thresholds)))
-        rows.append(pd.DataFrame(dict(policy=p.name, lens=lens, signal=p.signal, threshold=p.thresholds)))
-        off += len(p.thresholds)
-    n = {l.shape[1] for l in losses}
-    if len(n) > 1: raise ExitError(f"the records of the lenses hold different token counts {sorted(n)}; record them on the same states")
-    return np.concatenate(losses), np.concatenate(costs), paths, pd.concat(rows, ignore_index=True)
-
-def per_text(x:np.ndarray, # (C, N) per-token values
-             group:np.ndarray, # (N,) text of each token
-            ) -> np.ndarray: # (C, G) mean over each text's tokens
-    "Average per-token losses or costs within each text (the unit of a text-level guarantee)."
-    g, inv = np.unique(group, return_inverse=True)
-    out = np.zeros((x.shape[0], len(g)))
-    np.add.at(out.T, inv, x.T)
-    return out / np.bincount(inv)
-
-def calibrate_exits(policies:list,          # `EarlyExit` policies (their `lens` picks the records)
-                    recs:ExitRecords|dict,   # calibration records, or lens name → records
-                    eps:float,               # target: fraction of tokens whose exit differs from the full model's
-                    delta:float,             # the guarantee may fail with probability at most δ
-                    unit:str="token",        # token: tokens are the exchangeable units; text: whole texts are
-                    p_value:str|None=None,   # default: exact binomial for tokens (0/1 loss), Hoeffding–Bentkus for texts
-                    fwer:str="fixed_sequence",
-                   ) -> LTTResult:
-    "Learn-then-Test on exit thresholds: P(inconsistency risk ≤ ε for every valid config) ≥ 1 − δ; the cheapest is chosen."
-    if unit not in ("token", "text"): raise ExitError(f"unit must be 'token' or 'text', got {unit!r}")
-    losses, costs, paths, configs = stack_exits(policies, recs)
-    if unit == "text":
-        group = next(iter(recs.values())).group if isinstance(recs, dict) else recs.group
-        losses, costs = per_text(losses, group), per_text(costs, group)
-    p_value = p_value or ("binomial" if unit == "token" else "hoeffding_bentkus")
-    return learn_then_test(dict(inconsistent=losses), dict(inconsistent=eps), delta, p_value, fwer,
-                           paths if fwer == "fixed_sequence" else None, costs, configs)
+__all__ = ['early_exit_generate']
 
 # %% ../nbs/06b_early_exit.ipynb #f0d04b93
-def _fill_skipped(lm, h:torch.Tensor, pe, cache, start:int):
-    "CALM's state propagation: KV entries of blocks `start`.. (0-based) from the exited state `h` (1, 1, d)."
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-    for j in range(start, lm.n_layers):
-        block = lm.layers[j]; att = block.self_attn
-        x = block.input_layernorm(h)
-        k = att.k_proj(x).view(1, 1, -1, att.head_dim)
-        if hasattr(att, "k_norm"): k = att.k_norm(k)                         # Qwen3-style QK norm
-        k, v = k.transpose(1, 2), att.v_proj(x).view(1, 1, -1, att.head_dim).transpose(1, 2)
-        cache.update(apply_rotary_pos_emb(k, k, *pe)[1], v, j)
-
-def linear_exit_classifier(lm, classifier:ExitClassifier) -> dict:
-    "Layer → (w, b) torch tensors with P(agree) = sigmoid(features·w + b), folded from the scaler + logistic regression."
-    out = {}
-    for l, m in classifier.models.items():
-        if isinstance(m, float): out[l] = m; continue
-        sc, lr = m[0], m[-1]
-        w = lr.coef_[0] / sc.scale_
-        out[l] = (torch.tensor(w, dtype=torch.float32, device=lm.device),
-                  float(lr.intercept_[0] - (sc.mean_ * w).sum()))
-    return out
-
-def _classifier_proba(lm, lin:dict, h:torch.Tensor, h_prev:torch.Tensor, layer:int) -> float:
-    "P(agree) of one token's state `h` (d,) at `layer` from the folded classifier (microseconds, not a sklearn call)."
-    m = lin[layer]
-    if isinstance(m, float): return m
-    x = torch.cat([lm.final_norm(h.to(lm.dtype)).float(), torch.cosine_similarity(h.float(), h_prev.float(), dim=0)[None]])
-    return float(torch.sigmoid(x @ m[0] + m[1]))
+def _single(policy) -> EarlyExit:
+    "The runnable single-threshold policy of a `Calibration` or an `EarlyExit`."
+    if hasattr(policy, "result") and hasattr(policy, "policy"):             # a `calibrate.Calibration`
+        if policy.policy is None: raise ExitError(f"the calibration certified no configuration: {policy.guarantee}")
+        policy = policy.policy
+    if not isinstance(policy, EarlyExit): raise ExitError(f"expected a Calibration or an EarlyExit, got {type(policy).__name__}")
+    policy.threshold                                                       # raises unless it holds one threshold
+    return policy
 
 @torch.no_grad()
 def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style decoder: Llama, SmolLM2, Qwen2/3, ...)
                         prompt:str,              # the user message (or raw text with chat=False)
-                        policy:EarlyExit,        # which signal, lens and checked layers
-                        threshold:float,         # exit when the signal reaches this (inf: never, the full model)
+                        policy,                  # a `Calibration`, or an `EarlyExit` holding one threshold
                         max_new_tokens:int=64,
-                        lens:TunedLens|None=None, # needed when policy.lens is 'tuned lens'
-                        classifier:ExitClassifier|None=None, # needed when policy.signal is 'classifier'
+                        lens:TunedLens|None=None, # needed when the policy reads the 'tuned lens'
+                        classifier:ExitClassifier|None=None, # default: the saved one (`lens.load_exit_classifier`)
                         audit:bool=False,        # run every layer (exact KV) and record the final layer's token too
                         chat:bool=True,          # wrap the prompt in the chat template
                        ) -> dict:
-    "Greedy decoding with per-token early exit; returns tokens, exit layers, checks, relative compute and timing."
+    "Greedy decoding with per-token early exit; returns tokens, exit layers, checks, signals read, relative compute and timing."
     import time
     from transformers import DynamicCache
-    inner = getattr(lm.model, "model", None)
-    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb")) or not hasattr(lm.layers[0].self_attn, "k_proj"):
-        raise ExitError(f"early_exit_generate needs a Llama-style decoder (embed_tokens, rotary_emb, k_proj); {lm.spec!r} is not one")
+    policy = _single(policy)
     if (policy.lens == "tuned lens") != (lens is not None):
         raise ExitError(f"policy {policy.name!r} reads the {policy.lens}: pass lens= {'(a TunedLens)' if lens is None else 'None'}")
-    if policy.signal == "classifier" and classifier is None: raise ExitError("the classifier signal needs classifier=")
-    if policy.signal not in SIGNALS: raise ExitError(f"unknown signal {policy.signal!r}; choose from {SIGNALS}")
+    if EXIT_SIGNALS[policy.signal].needs_classifier:
+        classifier = classifier if classifier is not None else load_exit_classifier(lm, lens)
+        if classifier.lens_name != policy.lens: raise ExitError(f"the classifier judges the {classifier.lens_name}; the policy reads the {policy.lens}")
     tok, L = lm.tokenizer, lm.n_layers
     from adaptbench.models import chat_text                         # the one chat-template helper
     text = chat_text(lm, prompt) if chat else prompt
     ids = tok(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(lm.device)
-    checked, eos = set(policy.checked(L).tolist()), {tok.eos_token_id} - {None}
-    lin = linear_exit_classifier(lm, classifier) if policy.signal == "classifier" else None
+    checked, eos, threshold = set(policy.checked(L).tolist()), stop_ids(lm), policy.threshold
     t0 = time.perf_counter()
     cache = DynamicCache()
     nxt = int(lm.model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1].argmax())
-    tokens, exits, checks, full = [nxt], [], [], []
+    tokens, exits, checks, full, read = [nxt], [], [], [], []
     for pos in range(ids.shape[1], ids.shape[1] + max_new_tokens - 1):
         if nxt in eos: break
-        h = inner.embed_tokens(torch.tensor([[nxt]], device=lm.device))
-        pid = torch.tensor([[pos]], device=lm.device)
-        pe = inner.rotary_emb(h, pid)
-        exit_at, exit_tok, n_checks = L, None, 0
-        for l, block in enumerate(lm.layers, start=1):
-            h_in, h = h, block(h, attention_mask=None, position_ids=pid, past_key_values=cache, use_cache=True,
-                               position_embeddings=pe)
+        h, step = embed_step(lm, torch.tensor([[nxt]], device=lm.device), torch.tensor([[pos]], device=lm.device))
+        exit_at, exit_tok, n_checks, row = L, None, 0, np.full(L, np.nan)   # row: the signal read at each layer
+        for l in range(1, L + 1):
+            h_in, h = h, run_layer(lm, l - 1, h, step, cache)              # (1, 1, d)
             if exit_tok is not None or l == L or l not in checked: continue
             n_checks += 1
-            if policy.signal in HEAD_SIGNALS:
-                c = layer_confidence(lm, h[0, -1:], l, lens)
-                s, t = float(c[policy.signal][0]), int(c["argmax"][0])
-            elif policy.signal == "saturation":
-                s, t = float(torch.cosine_similarity(h[0, -1].float(), h_in[0, -1].float(), dim=0).clamp(0, 1)), None
-            else:
-                s, t = _classifier_proba(lm, lin, h[0, -1], h_in[0, -1], l), None
+            view = LayerView(lm, h[0], h_in[0], l, lens, classifier)
+            row[l - 1] = s = float(exit_signal_values(view, [policy.signal])[policy.signal][0])
             if s >= threshold:
-                exit_at = l
-                exit_tok = t if t is not None else int(lens_logits(lm, h[0, -1], l, lens).argmax())
+                exit_at, exit_tok = l, int(view.readout["argmax"][0])
                 if not audit:
-                    _fill_skipped(lm, h, pe, cache, l)
+                    fill_skipped_kv(lm, h, step, cache, l)                 # CALM's state propagation
                     break
         final = int(lens_logits(lm, h[0, -1]).argmax()) if exit_tok is None or audit else -1
         nxt = final if exit_tok is None else exit_tok
-        tokens.append(nxt); exits.append(exit_at); checks.append(n_checks); full.append(final)
+        tokens.append(nxt); exits.append(exit_at); checks.append(n_checks); full.append(final); read.append(row)
     seconds = time.perf_counter() - t0
     exits, checks = np.array(exits, int), np.array(checks, int)
     return dict(tokens=tokens, text=tok.decode(tokens, skip_special_tokens=True), prompt_ids=ids[0].tolist(),
-                exits=exits, checks=checks, full=np.array(full, int) if audit else None,
+                exits=exits, checks=checks, signals=np.array(read).reshape(-1, L), full=np.array(full, int) if audit else None,
                 compute=float(policy.cost(exits, checks, L, head_cost(lm, lens is not None)).mean()) if len(exits) else 1.0,
-                seconds=seconds)
-
-# %% ../nbs/06b_early_exit.ipynb #279d7e2e
-def exit_records_path(lm) -> Path:
-    "The shipped exit records of a model (a `LoadedModel` or its spec): data/lens/exit_records_<model>.parquet."
-    p = lens_corpus_path(lm)
-    return p.with_name(f"exit_records_{p.stem}.parquet")
-
-def load_exit_records(path:str|Path) -> dict:
-    "lens name → `ExitRecords`, from a Parquet file written by `corpus_exit_records`."
-    path = Path(path)
-    if not path.is_file(): raise ExitError(f"no exit records at {path}; make them with corpus_exit_records(lm)")
-    df = pd.read_parquet(path)
-    return {k: ExitRecords.from_frame(g) for k, g in df.groupby("lens", sort=False)}
-
-def classifier_states(lm, n_train:int=36, clf_tokens:int=1024, progress:bool=False) -> torch.Tensor:
-    "The (L+1, clf_tokens, d) training states of the exit classifiers: a seeded sample of the lens corpus's first texts."
-    from adaptbench.signals import layer_states, lens_corpus
-    train = layer_states(lm, lens_corpus(lm)[:n_train], progress=progress)
-    return train[:, torch.randperm(train.shape[1], generator=torch.Generator().manual_seed(0))[:clf_tokens]]
-
-def corpus_exit_records(lm,                  # a `LoadedModel` (its tuned lens is loaded if saved, see `signals`)
-                        n_train:int=36,      # the first texts of the lens corpus train the classifiers
-                        clf_tokens:int=1024, # training tokens sampled for the classifiers
-                        path=None,           # default: `exit_records_path(lm)`; "" to skip writing
-                        regenerate:bool=False, # recompute even if the file exists
-                        progress:bool=True,
-                       ) -> dict:            # lens name → `ExitRecords` of the held-out texts
-    "Exit records of the held-out texts of `lm`'s lens corpus, through the logit lens and (if one is saved) the tuned lens."
-    from adaptbench.core import atomic_path
-    from adaptbench.signals import layer_states, lens_corpus, load_tuned_lens
-    path = exit_records_path(lm) if path is None else (Path(path) if path else None)
-    if path is not None and path.is_file() and not regenerate: return load_exit_records(path)
-    texts = lens_corpus(lm)
-    if len(texts) <= n_train: raise ExitError(f"the lens corpus has {len(texts)} texts; n_train={n_train} leaves none held out")
-    held_texts = texts[n_train:]
-    n_tok = [len(lm.tokenizer(t, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]) for t in held_texts]
-    held = layer_states(lm, held_texts, progress=progress)
-    if held.shape[1] != sum(n_tok): raise ExitError(f"{held.shape[1]} states for {sum(n_tok)} tokens")
-    group = np.repeat(np.arange(len(held_texts)), n_tok)
-    train = classifier_states(lm, n_train, clf_tokens, progress)
-    out = {}
-    for lens in (None, load_tuned_lens(lm, missing_ok=True)):
-        if lens is None and out: continue                       # no tuned lens saved: the logit lens only
-        clf = ExitClassifier(lens).fit(lm, train, progress=progress)
-        rec = record_exits(lm, held, group, lens, clf, progress=progress)
-        out[rec.lens] = rec
-    if path is not None:
-        with atomic_path(path) as tmp: pd.concat([r.to_frame() for r in out.values()]).to_parquet(tmp, index=False)
-    return out
-
-# %% ../nbs/06b_early_exit.ipynb #ceb9c1d1
-def plot_exit_frontier(losses:np.ndarray,  # (C, N) from `stack_exits`
-                       costs:np.ndarray,   # (C, N) from `stack_exits`
-                       configs:pd.DataFrame, # from `stack_exits`
-                       eps:float,          # the target, drawn as a line
-                       split_table:pd.DataFrame|None=None, # from `risk.repeat_splits`: adds the realised-risk panel
-                      ):
-    "Inconsistency risk against relative compute per policy over its thresholds (and realised test risk over splits)."
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from adaptbench.viz import use_style
-    use_style()
-    df = configs.assign(risk=losses.mean(1), compute=costs.mean(1))
-    df = df[np.isfinite(df.threshold)]
-    fig, ax = plt.subplots(1, 2 if split_table is not None else 1, figsize=(12 if split_table is not None else 6, 4), squeeze=False)
-    sns.lineplot(df, x="compute", y="risk", hue="policy", marker=".", sort=False, ax=ax[0, 0])
-    ax[0, 0].axhline(eps, color="grey", ls="--", lw=1); ax[0, 0].axvline(1, color="grey", ls=":", lw=1)
-    ax[0, 0].set(xlabel="relative compute (full model = 1)", ylabel="inconsistency risk", title="exit thresholds: risk vs compute")
-    sns.move_legend(ax[0, 0], "upper right", fontsize="x-small", title=None)
-    if split_table is not None:
-        sns.histplot(split_table.dropna(subset=["risk_inconsistent"]), x="risk_inconsistent", hue="method", element="step",
-                     stat="density", common_norm=False, ax=ax[0, 1])
-        ax[0, 1].axvline(eps, color="grey", ls="--", lw=1); ax[0, 1].set(xlabel="test inconsistency of the chosen threshold", title="over random splits")
-    fig.tight_layout()
-    return fig
+                seconds=seconds, policy=policy.name, threshold=threshold)

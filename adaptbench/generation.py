@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .models import LoadedModel, chat_text
+from .models import LoadedModel, chat_text, stop_ids
 from .signals import token_stats
 from .tasks import THINK_OPEN, split_reasoning   # the one thinking/answer split
 
@@ -22,11 +22,7 @@ from .tasks import THINK_OPEN, split_reasoning   # the one thinking/answer split
 __all__ = ['token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
 
 # %% ../nbs/03_generation.ipynb #86a10f8f
-def _eos_ids(lm:LoadedModel) -> set[int]:
-    ids = lm.model.generation_config.eos_token_id
-    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
-    if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
-    return ids
+def _eos_ids(lm:LoadedModel) -> set[int]: return stop_ids(lm)   # the one stop-id rule, in `models`
 
 # %% ../nbs/03_generation.ipynb #bc7ad9f8
 def token_split(tokenizer, ids:list[int], offset:int) -> int:

@@ -23,7 +23,8 @@ from .core import ModelNotAvailableError, get_device, get_dtype, get_setting
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama',
-           'smollm2_gguf', 'load_gguf', 'load_model']
+           'smollm2_gguf', 'load_gguf', 'load_model', 'LayerViewError', 'stop_ids', 'cache_length', 'crop_cache',
+           'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv']
 
 # %% ../nbs/01_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -252,3 +253,80 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
             "folder) and pass the local folder, or unset HF_HUB_OFFLINE to fetch it from the hub.") from None
     model = model.to(dev).eval()
     return LoadedModel(model, _prepare_tokenizer(tok), spec, src)
+
+# %% ../nbs/01_models.ipynb #b11340ce
+from .core import AdaptbenchError
+
+class LayerViewError(AdaptbenchError, ValueError):
+    "The model family does not support stepping its decoder layers by hand."
+
+def stop_ids(lm:LoadedModel) -> set[int]:
+    "Token ids that end a sequence: the generation config's `eos_token_id` (one or several) and the tokenizer's EOS."
+    ids = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
+    if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
+    return {int(i) for i in ids}
+
+def cache_length(cache) -> int:
+    "Number of cached positions of a transformers `Cache`."
+    return cache.get_seq_length()
+
+def crop_cache(cache, length:int):
+    "Crop every layer of `cache` back to `length` positions, in place (exact: the kept entries are untouched)."
+    for layer in cache.layers:
+        if getattr(layer, "keys", None) is not None and layer.keys.numel():
+            layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
+
+# %% ../nbs/01_models.ipynb #513050c1
+@dataclass
+class DecodeStep:
+    "Positions of the tokens being decoded, shared by every layer they pass through."
+    position_ids: torch.Tensor             # (B, T)
+    position_embeddings: tuple             # rotary (cos, sin), each (B, T, head_dim)
+
+def _inner(lm:LoadedModel):
+    "The decoder stack of a Llama-style model, or a LayerViewError saying why layer stepping is unavailable."
+    inner = getattr(lm.model, "model", None)
+    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb")) or \
+       not all(hasattr(getattr(lm.layers[0], "self_attn", None), a) for a in ("k_proj", "v_proj")):
+        raise LayerViewError(f"stepping decoder layers needs a Llama-style decoder (embed_tokens, rotary_emb, "
+                             f"self_attn.k_proj/v_proj); {lm.spec!r} ({type(lm.model).__name__}) is not one")
+    return inner
+
+def embed_step(lm:LoadedModel,
+               ids:torch.Tensor,        # (B, T) token ids
+               positions:torch.Tensor,  # (B, T) their positions
+              ) -> tuple[torch.Tensor, DecodeStep]: # (B, T, d) embeddings, and the step's positions
+    "Embed `ids` and compute their rotary position embeddings: the input of decoder block 0."
+    inner = _inner(lm)
+    h = inner.embed_tokens(ids)
+    return h, DecodeStep(positions, inner.rotary_emb(h, positions))
+
+def run_layer(lm:LoadedModel,
+              j:int,                    # decoder block, 0-based
+              h:torch.Tensor,           # (B, T) states entering block j, (B, T, d)
+              step:DecodeStep,          # from `embed_step`
+              cache,                    # a transformers `DynamicCache`, extended in place at layer j
+             ) -> torch.Tensor:         # (B, T, d) states leaving block j
+    "Run decoder block `j` on `h` for one decoding step (causal attention over the cache)."
+    out = lm.layers[j](h, attention_mask=None, position_ids=step.position_ids, past_key_values=cache, use_cache=True,
+                       position_embeddings=step.position_embeddings)
+    return out[0] if isinstance(out, tuple) else out
+
+def fill_skipped_kv(lm:LoadedModel,
+                    h:torch.Tensor,     # (B, T, d) exited state of the tokens
+                    step:DecodeStep,    # their positions
+                    cache,              # extended in place at blocks start..L−1
+                    start:int,          # first skipped block, 0-based
+                   ):
+    "CALM's state propagation: the KV entries of blocks `start`.. are computed from the exited state `h`."
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    _inner(lm)
+    B, T, _ = h.shape
+    for j in range(start, lm.n_layers):
+        block = lm.layers[j]; att = block.self_attn
+        x = block.input_layernorm(h)
+        k = att.k_proj(x).view(B, T, -1, att.head_dim)
+        if hasattr(att, "k_norm"): k = att.k_norm(k)                          # Qwen3-style QK norm
+        k, v = k.transpose(1, 2), att.v_proj(x).view(B, T, -1, att.head_dim).transpose(1, 2)   # (B, kv_heads, T, hd)
+        cache.update(apply_rotary_pos_emb(k, k, *step.position_embeddings)[1], v, j)

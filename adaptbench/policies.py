@@ -7,6 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/policies.html.md"""
 # %% ../nbs/05_policies.ipynb #587b44a3
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass, field, replace
 
@@ -14,12 +15,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta as beta_dist
 
-from .core import AdaptbenchError
+from .core import AdaptbenchError, Replay
 
 # %% auto #0
 __all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables', 'certaindex',
            'Policy', 'PolicyGridError', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined',
-           'Outcome', 'replay', 'SyntheticTraces', 'standard_policies']
+           'Outcome', 'stopping_losses', 'replay', 'SyntheticTraces', 'standard_policies']
 
 # %% ../nbs/05_policies.ipynb #8a4fd8da
 class TraceTableError(AdaptbenchError, ValueError):
@@ -126,7 +127,7 @@ def certaindex(answers:np.ndarray, # (N, J) forced answers (any comparable value
 
 # %% ../nbs/05_policies.ipynb #a6779dc8
 class Policy:
-    "Protocol: a grid of configurations of one stopping rule, replayable over `ProbedTraces`."
+    "Protocol: a grid of configurations of one stopping rule, replayable over `ProbedTraces`; `select(i)` is the runnable configuration i."
     name: str = "policy"
     uses_probes: bool = True                   # does the rule read probes (whose cost then counts)?
     def configs(self) -> pd.DataFrame: raise NotImplementedError          # one row per configuration
@@ -134,6 +135,7 @@ class Policy:
     def paths(self) -> list[np.ndarray]: return [np.arange(len(self))]    # safest first
     def thresholds(self, t:np.ndarray, budget:float) -> tuple[np.ndarray, np.ndarray]:  # (C, J) upper, lower levels
         raise NotImplementedError(f"{type(self).__name__} has no single-signal threshold form")
+    def select(self, i:int) -> "Policy": raise NotImplementedError  # a copy holding configuration i only
     def __len__(self): return len(self.configs())
     def __repr__(self): return f"{self.name} ({len(self)} configurations)"
 
@@ -146,6 +148,9 @@ def _grid(values, name):
     if a.size == 0: raise PolicyGridError(f"the {name} grid is empty; give at least one value")
     if np.isnan(a).any(): raise PolicyGridError(f"the {name} grid holds NaN at positions {np.flatnonzero(np.isnan(a)).tolist()}")
     return a
+
+def _named(p:Policy, name:str) -> Policy:
+    p.name = name; return p
 
 def _sig(tr, name):
     if name not in tr.signals: raise KeyError(f"signal {name!r} is not in the traces; they have {sorted(tr.signals)}")
@@ -160,6 +165,7 @@ class UpperThreshold(Policy):
         self.signal, self.taus = signal, np.sort(_grid(taus, "taus"))[::-1]
         self.name = f"upper[{signal}]"
     def configs(self): return pd.DataFrame({f"tau_{self.signal}": self.taus})
+    def select(self, i): return _named(UpperThreshold(self.signal, self.taus[i:i + 1]), self.name)
     def fire(self, tr):
         stop = _sig(tr, self.signal)[None] >= self.taus[:, None, None]            # (C, N, J)
         return stop, np.zeros_like(stop)
@@ -177,6 +183,7 @@ class LowerThreshold(Policy):
         self.grid = np.array(list(itertools.product(self.b, self.a)))[:, ::-1]      # (C, 2): a, b; a fastest
         self.name = f"lower[{signal}]"
     def configs(self): return pd.DataFrame(dict(a=self.grid[:, 0], b=self.grid[:, 1]))
+    def select(self, i): return _named(LowerThreshold(self.signal, self.grid[i, :1], self.grid[i, 1:]), self.name)
     def curve(self, t, budget):                                                    # (C, ...) abandon level
         a, b = self.grid[:, 0], self.grid[:, 1]
         return a.reshape((-1,) + (1,) * np.ndim(t)) + b.reshape((-1,) + (1,) * np.ndim(t)) * (np.asarray(t) / budget)
@@ -196,6 +203,7 @@ class FixedBudget(Policy):
         self.budgets = np.sort(_grid(budgets, "budgets"))[::-1]
         self.name = "fixed budget"
     def configs(self): return pd.DataFrame(dict(budget=self.budgets))
+    def select(self, i): return _named(FixedBudget(self.budgets[i:i + 1]), self.name)
     def fire(self, tr):
         stop = tr.tokens[None] >= self.budgets[:, None, None]
         return stop, np.zeros_like(stop)
@@ -214,6 +222,11 @@ class _Product(Policy):
         self.name = name or f" {how} ".join(p.name for p in policies)
     def configs(self):
         return pd.concat([p.configs().iloc[self.idx[:, i]].reset_index(drop=True) for i, p in enumerate(self.policies)], axis=1)
+    def select(self, i):
+        out = copy.copy(self)                                      # same class, combination rule and name
+        out.policies = tuple(p.select(int(j)) for p, j in zip(self.policies, self.idx[i]))
+        out.idx = np.zeros((1, len(self.policies)), int)
+        return out
     def _merge(self, masks, op):
         out = masks[0][self.idx[:, 0]]
         for i, m in enumerate(masks[1:], 1): out = op(out, m[self.idx[:, i]])
@@ -244,29 +257,31 @@ class Combined(_Product):
         return st[self.idx[:, 1]], ab[self.idx[:, 0]]
 
 # %% ../nbs/05_policies.ipynb #5f89c146
-@dataclass
-class Outcome:
-    "What a policy did on each instance, per configuration."
+@dataclass(kw_only=True, repr=False, eq=False)
+class Outcome(Replay):
+    "A stopping policy's `Replay` (risks `wrong` and `premature`, cost in tokens) with what it did on each instance."
     stop_probe: np.ndarray        # (C, N) first firing probe; J when it ran to the end
     answered: np.ndarray          # (C, N) bool: returned an answer (False: abstained)
     correct: np.ndarray           # (C, N) bool: returned a correct answer
-    tokens: np.ndarray            # (C, N) tokens spent
     final_correct: np.ndarray     # (N,) correctness at the full budget
-    configs: pd.DataFrame         # one row per configuration
-    policy: str = ""
-    paths: list = field(default_factory=list)
 
-    def losses(self) -> dict[str, np.ndarray]:
-        "The two 0/1 losses, each (C, N): wrong answer returned; premature stop on an instance full compute solves."
-        wrong = self.answered & ~self.correct
-        premature = self.final_correct[None] & ~self.correct
-        return dict(wrong=wrong.astype(float), premature=premature.astype(float))
+    @property
+    def tokens(self) -> np.ndarray: return self.cost          # (C, N) tokens spent
+    @property
+    def policy(self) -> str: return self.policies[0].name if len(self.policies) == 1 else "+".join(p.name for p in self.policies)
 
     def summary(self) -> pd.DataFrame:
         "Per configuration: mean losses, abstention rate, accuracy and mean tokens."
         L = self.losses()
-        return self.configs.assign(policy=self.policy, risk_wrong=L["wrong"].mean(1), risk_premature=L["premature"].mean(1),
+        return self.configs.assign(risk_wrong=L["wrong"].mean(1), risk_premature=L["premature"].mean(1),
                                    abstain=1 - self.answered.mean(1), accuracy=self.correct.mean(1), tokens=self.tokens.mean(1))
+
+def stopping_losses(answered:np.ndarray, # (C, N) bool: an answer was returned
+                    correct:np.ndarray,  # (C, N) bool: the returned answer is correct
+                    final_correct:np.ndarray, # (N,) bool: correct at the full budget
+                   ) -> dict[str, np.ndarray]:
+    "The two 0/1 losses, each (C, N): wrong answer returned; premature stop on an instance full compute solves."
+    return dict(wrong=(answered & ~correct).astype(float), premature=(final_correct[None] & ~correct).astype(float))
 
 # %% ../nbs/05_policies.ipynb #69538b40
 def _replay_chunk(policy, tr):
@@ -291,12 +306,16 @@ def replay(policy:Policy, # the policy with its grid of configurations
            tr:ProbedTraces, # recorded probed traces
            chunk:int=2**24, # max C·n·J booleans held at once
           ) -> Outcome:
-    "Replay every configuration of `policy` over the traces, offline; vectorised, chunked over instances."
+    "Replay every configuration of `policy` over the traces, offline (vectorised, chunked over instances): a `Replay`."
     C, J = len(policy), tr.n_probes
     step = max(1, chunk // max(1, C * J))
     parts = [_replay_chunk(policy, tr.subset(slice(s, s + step))) for s in range(0, tr.n, step)]
     first, answered, correct, tokens = (np.concatenate([p[k] for p in parts], 1) for k in range(4))
-    return Outcome(first, answered, correct, tokens.astype(float), tr.final_correct, policy.configs(), policy.name, policy.paths())
+    cfg = policy.configs()
+    cfg.insert(0, "config", np.arange(C)); cfg.insert(0, "policy", policy.name)
+    return Outcome(loss=stopping_losses(answered, correct, tr.final_correct), cost=tokens.astype(float), configs=cfg,
+                   paths=policy.paths(), policies=[policy], stop_probe=first, answered=answered, correct=correct,
+                   final_correct=tr.final_correct)
 
 # %% ../nbs/05_policies.ipynb #9b6cb7d2
 @dataclass

@@ -20,8 +20,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from .core import AdaptbenchError
-from .generation import _eos_ids
-from .models import LoadedModel, load_model
+from .models import LoadedModel, cache_length, crop_cache, load_model, stop_ids
 from .policies import Policy, ProbedTraces, certaindex
 from .tasks import Instance, TaskError, get_task, make_instances
 
@@ -71,14 +70,6 @@ def probe_tasks(families:list[str], # registered task names, e.g. 'addition' and
     return [probe_task(i) for i in insts]
 
 # %% ../nbs/03b_probes.ipynb #50619063
-def _truncate(cache:DynamicCache, length:int):
-    "Crop every layer of `cache` back to `length` positions, in place (exact: the kept entries are untouched)."
-    for layer in cache.layers:
-        if getattr(layer, "keys", None) is not None and layer.keys.numel():
-            layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
-
-def _cache_len(cache:DynamicCache) -> int: return cache.get_seq_length()
-
 @torch.no_grad()
 def fork_probe(lm:LoadedModel, # the model
                cache:DynamicCache, # the batch's cache: prompt + t−1 generated tokens
@@ -90,7 +81,7 @@ def fork_probe(lm:LoadedModel, # the model
                tasks:list, # per row its task (None: row not probed, computed and discarded)
               ) -> list[dict|None]:
     "Probe every row with a task: feed [t] + cue + greedy answer tokens, then crop the cache back. Per row a record."
-    B, L0, dev = len(tasks), _cache_len(cache), last.device
+    B, L0, dev = len(tasks), cache_length(cache), last.device
     feed = torch.cat([last[:, None], torch.tensor(cue_ids, device=dev).expand(B, -1)], 1)          # (B, 1 + c)
     fmask = torch.ones_like(feed); fmask[:, 0] = (~skip_last).long()
     pos = pos0[:, None] + torch.arange(feed.shape[1], device=dev)[None] - skip_last.long()[:, None]
@@ -113,7 +104,7 @@ def fork_probe(lm:LoadedModel, # the model
             feed, pos = nxt[:, None], pos[:, -1:] + 1
             mask = torch.cat([mask, torch.ones_like(feed)], 1)
     finally:
-        _truncate(cache, L0)
+        crop_cache(cache, L0)
     recs = []
     for r, task in enumerate(tasks):
         if task is None: recs.append(None); continue
@@ -134,7 +125,7 @@ class ProbeCriteria(StoppingCriteria):
         self.policy, self.config = policy, config
         self.cue_ids = lm.tokenizer(cues.pop(), add_special_tokens=False)["input_ids"]
         self.mask0, self.P = prompt_mask, prompt_mask.shape[1]
-        self.eos = torch.tensor(sorted(_eos_ids(lm)))
+        self.eos = torch.tensor(sorted(stop_ids(lm)))
         B = len(tasks)
         self.alive = torch.ones(B, dtype=torch.bool)
         self.probes = [[] for _ in range(B)]                   # per row: probe records
@@ -269,18 +260,29 @@ def generate_probed_traces(model:str|LoadedModel="smollm2-135m-instruct", # mode
     return record_probed_traces(lm, probe_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
 
 # %% ../nbs/03b_probes.ipynb #e428aef9
+def _runnable(policy, config:int|None) -> tuple[Policy, int]:
+    "(policy, configuration index) from a `Calibration`, a single-configuration policy, or a grid and an index."
+    if hasattr(policy, "result") and hasattr(policy, "policy"):            # a `calibrate.Calibration`
+        if policy.policy is None: raise ProbeError(f"the calibration certified no configuration: {policy.guarantee}")
+        policy = policy.policy
+    if config is None:
+        if len(policy) != 1: raise ProbeError(f"{policy.name!r} holds {len(policy)} configurations: pass config= or policy.select(i)")
+        config = 0
+    if not 0 <= config < len(policy): raise ProbeError(f"config must be in 0..{len(policy) - 1}, got {config}")
+    return policy, config
+
 def generate_with_policy(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
-                         policy:Policy, # the stopping policy
-                         config:int, # its configuration to apply (e.g. a calibration's choice)
+                         policy, # a `Calibration`, a single-configuration `Policy`, or a policy grid with `config`
+                         config:int|None=None, # with a grid: the configuration to apply
                          budget:int=64, # reasoning budget (tokens), as when calibrating
                          probe_interval:int=16, # reasoning tokens between probes, as when calibrating
                          batch_size:int=16, # rows per generate call
                          m:int=3, # certaindex window
                          progress:bool=True, # progress bar
                         ) -> pd.DataFrame:
-    "Live generation that stops (answers) or abandons (abstains) each instance when `policy`'s `config` fires."
-    if not 0 <= config < len(policy): raise ProbeError(f"config must be in 0..{len(policy) - 1}, got {config}")
+    "Live generation that stops (answers) or abandons (abstains) each instance when the policy's configuration fires."
+    policy, config = _runnable(policy, config)
     rows, bar = [], tqdm(total=len(tasks), desc="live policy", disable=not progress)
     for b in _batches(tasks, batch_size):
         crit = probe_batch(lm, [tasks[j] for j in b], budget, probe_interval, m, policy, config)

@@ -20,8 +20,7 @@ from .core import AdaptbenchError
 __all__ = ['P_VALUES', 'BINARY_ONLY', 'FWER', 'RiskInputError', 'NoValidConfigurationError', 'binary_kl', 'hoeffding_p',
            'hoeffding_kl_p', 'bentkus_p', 'hoeffding_bentkus_p', 'binomial_p', 'bonferroni', 'fixed_sequence', 'holm',
            'check_procedure', 'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_losses',
-           'LTTResult', 'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'stack_policies',
-           'calibrate_policies', 'repeat_splits']
+           'LTTResult', 'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'repeat_splits']
 
 # %% ../nbs/06_risk.ipynb #4ce0131d
 class RiskInputError(AdaptbenchError, ValueError):
@@ -402,35 +401,6 @@ def conformal_risk_control(losses, # (C, n) losses in [0, B], configurations ord
     if configs is None: configs = pd.DataFrame(dict(config=np.arange(C)))
     return CRCResult(eps, B, n, rh, n / (n + 1) * rh + B / (n + 1), cost_hat, None if idx < 0 else idx,
                      configs.reset_index(drop=True), float(max(np.ceil(B / eps - 1), 1)), monotonize)
-
-# %% ../nbs/06_risk.ipynb #97af1dad
-from .policies import Policy, ProbedTraces, replay
-
-def stack_policies(policies:Sequence[Policy], # the mechanisms to compare
-                   traces:ProbedTraces, # calibration traces
-                   risks:Sequence[str]=("wrong", "premature"), # which losses of `Outcome.losses`
-                  ) -> tuple[dict, np.ndarray, list, pd.DataFrame]:
-    "Replay every policy and stack their grids: losses name → (C, n), tokens (C, n), paths, configs (+ `policy`, `config`)."
-    outs = [replay(p, traces) for p in policies]
-    losses = {k: np.concatenate([o.losses()[k] for o in outs]) for k in risks}
-    tokens = np.concatenate([o.tokens for o in outs])
-    offsets = np.cumsum([0] + [len(p) for p in policies])
-    paths = [np.asarray(path) + off for p, off in zip(policies, offsets) for path in p.paths()]
-    configs = pd.concat([o.configs.assign(policy=p.name, config=np.arange(len(p))) for p, o in zip(policies, outs)],
-                        ignore_index=True)
-    return losses, tokens, paths, configs[["policy", "config"] + [c for c in configs.columns if c not in ("policy", "config")]]
-
-def calibrate_policies(policies:Sequence[Policy], # the mechanisms to compare (one or several)
-                       traces:ProbedTraces, # calibration traces
-                       eps:dict, # target per risk, e.g. dict(wrong=0.3, premature=0.05)
-                       delta:float, # the guarantee may fail with probability at most δ
-                       p_value:str="hoeffding_bentkus", # one of `P_VALUES` (binomial is valid: both losses are 0/1)
-                       fwer:str="fixed_sequence", # bonferroni | fixed_sequence
-                      ) -> LTTResult:
-    "Learn-then-Test over the stacked grids of several policies; choose the cheapest (mean tokens) valid configuration."
-    if isinstance(policies, Policy): policies = [policies]
-    losses, tokens, paths, configs = stack_policies(policies, traces, tuple(eps))
-    return learn_then_test(losses, eps, delta, p_value, fwer, paths if fwer == "fixed_sequence" else None, tokens, configs)
 
 # %% ../nbs/06_risk.ipynb #9664a0a2
 def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool

@@ -73,3 +73,38 @@ def test_concurrent_cache_fill_keeps_the_first(tmp_path):
     _save_dequantised(lm.model, lm.tokenizer, dest)           # os.replace onto a non-empty folder: ENOTEMPTY
     assert (dest / "config.json").stat().st_mtime_ns == first
     assert [p.name for p in dest.parent.iterdir()] == ["x"]   # no temp folder left behind
+
+
+# ---------------------------------------------------------------- one stop-id rule for every decoding loop
+
+class _EchoTask:
+    "The smallest probe task: a fixed user message, an answer cue, a two-token answer."
+    id, family, n, cue, max_answer_tokens = "echo", "echo", 1, "\nanswer = ", 2
+    def messages(self): return [{"role": "user", "content": "hello world"}]
+    def complete(self, answer): return False
+    def grade(self, answer): return answer, False
+
+
+def test_every_decoding_loop_stops_on_every_stop_id():
+    """A ChatML-style generation config lists two stop ids; the second one (not the tokenizer's EOS) must end
+    decoding in traced generation, probed generation and early-exit decoding alike."""
+    import numpy as np
+    from adaptbench.early_exit import early_exit_generate
+    from adaptbench.exits import EarlyExit
+    from adaptbench.generation import generate_traces
+    from adaptbench.models import stop_ids
+    from adaptbench.probes import probe_batch
+    lm = load_model("tiny-random-llama", device="cpu", dtype="float32")
+    full = EarlyExit("saturation", thresholds=[np.inf])
+    free = early_exit_generate(lm, "hello world", full, max_new_tokens=16)["tokens"]   # greedy, one stop id
+    k = next(i for i, t in enumerate(free) if t != free[0])            # the first token that differs from the first
+    second = free[k]
+    assert k >= 2 and second != lm.tokenizer.eos_token_id and free[:k].count(second) == 0
+    lm.model.generation_config.eos_token_id = [lm.tokenizer.eos_token_id, second]
+    assert stop_ids(lm) == {lm.tokenizer.eos_token_id, second}
+    ee = early_exit_generate(lm, "hello world", full, max_new_tokens=16)["tokens"]
+    assert ee == free[:k + 1]
+    tr = generate_traces(lm, ["hello world"], max_new_tokens=16, progress=False)[0]
+    assert tr["tokens"] == free[:k + 1] and not tr["truncated"]
+    crit = probe_batch(lm, [_EchoTask()], budget=16, interval=4)
+    assert crit.generated[0] == free[:k + 1] and crit.end == ["final"] and crit.probes[0][-1]["tokens"] == k + 1

@@ -124,11 +124,17 @@ def test_p_value_ordering_on_0_1_losses():
 
 from adaptbench.policies import (SyntheticTraces, UpperThreshold, LowerThreshold, FixedBudget, Combined, AnyOf,
                                  replay)
+from adaptbench.core import Replay
 from adaptbench.risk import repeat_splits, min_calibration_size
 
 DELTA, SPLITS = 0.1, 1000
 SLACK = 3 * np.sqrt(DELTA * (1 - DELTA) / SPLITS)          # 3 binomial standard errors over the splits
 METHODS = [(p, f) for p in sorted(P_VALUES) for f in ("bonferroni", "holm", "fixed_sequence")]
+
+def _stacked(pols, traces):
+    "Every policy replayed and stacked into one grid: losses name → (C, n), tokens (C, n), paths, configs."
+    r = Replay.stack([replay(p, traces) for p in pols])
+    return r.loss, r.cost, r.paths, r.configs
 
 def _fresh_calibration(spec, policy, n_cal, n_splits, seed):
     "Fresh iid calibration sets from the generator, replayed at once: per split (K, C) empirical risks."
@@ -181,12 +187,11 @@ def test_ltt_guarantee_two_risks_combined_policy():
 def test_ltt_guarantee_on_a_pool_with_certaindex_ensemble():
     """Any-of(confidence, certaindex) thresholds across three policies stacked (efficiency loss across policies);
     no closed form, so the population is a pool of 60 000 instances (its risks exact for draws with replacement)."""
-    from adaptbench.risk import stack_policies
     spec = SyntheticTraces()
     pool = spec.sample(60_000, seed=5)
     pols = [FixedBudget(spec.t), UpperThreshold("certaindex", [np.inf, 1.0, 2 / 3]),
             AnyOf(UpperThreshold("certaindex", [np.inf, 1.0]), UpperThreshold("confidence", np.linspace(1, 0.7, 31)))]
-    losses, tokens, paths, configs = stack_policies(pols, pool, ("wrong", "premature"))
+    losses, tokens, paths, configs = _stacked(pols, pool)
     eps = dict(wrong=0.26, premature=0.02)
     pop = {k: v.mean(1) for k, v in losses.items()}
     methods = METHODS + ["naive"]
@@ -276,7 +281,6 @@ def test_crc_in_repeat_splits_monotonises_per_instance():
 import pandas as pd
 from pathlib import Path
 from adaptbench.policies import from_tables, standard_policies
-from adaptbench.risk import stack_policies
 
 TRACES = Path(__file__).resolve().parents[1] / "data" / "traces" / "smollm2-addition"
 REAL_EPS = dict(wrong=0.5, premature=0.1)
@@ -285,7 +289,7 @@ def _real_pool():
     "The shipped SmolLM2 probed traces, all five standard mechanisms stacked (efficiency loss across them)."
     tr = from_tables(pd.read_parquet(TRACES / "probes.parquet"), pd.read_parquet(TRACES / "instances.parquet"))
     pols = list(standard_policies("confidence", budget=tr.budget, n_budgets=tr.n_probes, other_signal="certaindex").values())
-    return tr, stack_policies(pols, tr)
+    return tr, _stacked(pols, tr)
 
 def test_ltt_guarantee_on_recorded_smollm2_traces_population():
     """Real traces, the pool as the population: calibration sets of n = 200 drawn iid from the shipped SmolLM2 traces,

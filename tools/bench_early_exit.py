@@ -24,10 +24,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from adaptbench.early_exit import (EarlyExit, calibrate_exits, classifier_states, early_exit_generate,  # noqa: E402
-                                   exit_records_path, load_exit_records)
+from adaptbench.calibrate import calibrate  # noqa: E402
+from adaptbench.early_exit import early_exit_generate  # noqa: E402
+from adaptbench.exits import EarlyExit, classifier_states, exit_records_path, load_exit_records, replay_exits  # noqa: E402
+from adaptbench.lens import (LENS_PROMPTS, ExitClassifier, load_exit_classifier, load_tuned_lens,  # noqa: E402
+                             save_exit_classifier)
 from adaptbench.models import chat_text, load_model  # noqa: E402
-from adaptbench.signals import LENS_PROMPTS, ExitClassifier, load_tuned_lens  # noqa: E402
 
 
 def agreement(tokens, ref):
@@ -54,24 +56,27 @@ def main(argv=None):
     pols = [EarlyExit("max_prob", lens=ln, every=k) for ln in recs for k in (1, 4)] + \
            [EarlyExit(s, lens=ln) for ln in recs for s in ("saturation", "classifier") if s in recs[ln].signals]
     if lens is None: pols = [p for p in pols if p.lens == "logit lens"]
-    t0 = time.time()
-    train = classifier_states(lm)
-    clfs = {"logit lens": ExitClassifier(None).fit(lm, train)}
-    if lens is not None: clfs["tuned lens"] = ExitClassifier(lens).fit(lm, train)
-    print(f"exit classifiers fitted in {time.time() - t0:.0f} s")
+    clfs = {}                                   # the classifiers saved when the records were made (named in them)
+    for name, ln in [("logit lens", None)] + ([("tuned lens", lens)] if lens is not None else []):
+        clfs[name] = load_exit_classifier(lm, ln, missing_ok=True)
+        if clfs[name] is None:
+            t0 = time.time()
+            clfs[name] = ExitClassifier(ln).fit(lm, classifier_states(lm)); save_exit_classifier(clfs[name], lm)
+            print(f"{name}: no saved exit classifier; fitted and saved one in {time.time() - t0:.0f} s")
+        if recs.get(name) is not None and recs[name].classifier and recs[name].classifier != clfs[name].name:
+            print(f"warning: the {name} records were made with {recs[name].classifier}, the live decoder uses {clfs[name].name}")
     modes = {}
     for eps in a.eps:
-        res = calibrate_exits(pols, {k: v for k, v in recs.items() if any(p.lens == k for p in pols)}, eps, a.delta)
+        res = calibrate(replay_exits(pols, {k: v for k, v in recs.items() if any(p.lens == k for p in pols)}), eps, a.delta,
+                        p_value="binomial")
         if not res.ok: print(f"ε = {eps}: {res.guarantee}"); continue
-        cfg = res.chosen_config
-        pol = next(p for p in pols if p.name == cfg["policy"])
-        print(f"ε = {eps}: chosen {cfg['policy']} at threshold {cfg['threshold']:.2f} "
-              f"(calibration compute {res.cost_hat[res.chosen]:.3f})")
-        modes[eps] = (pol, float(cfg["threshold"]))
+        print(f"ε = {eps}: chosen {res.policy.name} at threshold {res.policy.threshold:.2f} "
+              f"(calibration compute {res.cost:.3f})")
+        modes[eps] = res
     rows = []
-    full_pol = EarlyExit("saturation")
+    full_pol = EarlyExit("saturation", thresholds=[np.inf])
     for i, prompt in enumerate(LENS_PROMPTS[-a.prompts:]):
-        f = early_exit_generate(lm, prompt, full_pol, np.inf, a.max_new_tokens)
+        f = early_exit_generate(lm, prompt, full_pol, a.max_new_tokens)
         ref = f["tokens"]
         enc = lm.tokenizer(chat_text(lm, prompt), return_tensors="pt", add_special_tokens=False)
         t = time.perf_counter()
@@ -82,11 +87,12 @@ def main(argv=None):
         ag, pre = agreement(g, ref)
         rows.append(dict(mode="generate", prompt=i, tokens=len(g), seconds=gs, mean_exit=lm.n_layers, compute=1.0,
                          agree=ag, prefix=pre, inconsistency=np.nan))
-        for eps, (pol, thr) in modes.items():
+        for eps, res in modes.items():
+            pol, thr = res.policy, res.policy.threshold
             kw = dict(lens=lens if pol.lens == "tuned lens" else None, classifier=clfs[pol.lens])
-            r = early_exit_generate(lm, prompt, pol, thr, a.max_new_tokens, **kw)
+            r = early_exit_generate(lm, prompt, res, a.max_new_tokens, **kw)
             ag, pre = agreement(r["tokens"], ref)
-            au = early_exit_generate(lm, prompt, pol, thr, a.max_new_tokens, audit=True, **kw)
+            au = early_exit_generate(lm, prompt, res, a.max_new_tokens, audit=True, **kw)
             inc = float(np.mean(np.asarray(au["tokens"][1:]) != au["full"])) if len(au["full"]) else 0.0
             rows.append(dict(mode=f"exit@{eps:g}", policy=pol.name, threshold=thr, prompt=i, tokens=len(r["tokens"]),
                              seconds=r["seconds"], mean_exit=float(r["exits"].mean()) if len(r["exits"]) else np.nan,

@@ -15,7 +15,9 @@ import pandas as pd
 from IPython.display import display
 
 from ..policies import ProbedTraces, from_tables, standard_policies
-from ..risk import FWER, P_VALUES, learn_then_test, stack_policies
+from ..calibrate import calibrate
+from ..policies import replay
+from ..risk import FWER, P_VALUES
 
 # %% auto #0
 __all__ = ['RiskDashboard']
@@ -34,7 +36,7 @@ class RiskDashboard:
         perm = np.random.default_rng([0xCA1, seed]).permutation(traces.n)
         k = int(round(cal_fraction * traces.n))
         self.cal, self.test = traces.subset(perm[:k]), traces.subset(perm[k:])
-        self._cache, self.result = {}, None
+        self._cache, self.result, self.calibration = {}, None, None
         sig = "confidence" if "confidence" in self.signals else self.signals[0]
         W = dict(continuous_update=False, style=dict(description_width="initial"))
         self.eps_wrong = widgets.FloatSlider(value=eps[0], min=0.01, max=0.8, step=0.01, description="ε wrong", **W)
@@ -65,7 +67,7 @@ class RiskDashboard:
         key = (signal, name)
         if key not in self._cache:
             pol = self._policies(signal)[name]
-            cal, test = stack_policies([pol], self.cal), stack_policies([pol], self.test)
+            cal, test = replay(pol, self.cal), replay(pol, self.test)     # each a `Replay`
             self._cache[key] = dict(policy=pol, cal=cal, test=test)
         return self._cache[key]
 
@@ -75,16 +77,16 @@ def _update(self, *_):
     if self.policy.value not in self._policies(self.signal.value):
         self.policy.value = "upper"; return                       # the observer calls update again
     r = self.replayed(self.signal.value, self.policy.value)
-    (L, tok, paths, cfg), (Lt, tokt, _, _) = r["cal"], r["test"]
+    L, tok, Lt = r["cal"].loss, r["cal"].cost, r["test"].loss
     eps = dict(wrong=self.eps_wrong.value, premature=self.eps_premature.value)
-    self.result = res = learn_then_test(L, eps, self.delta.value, self.p_value.value, self.fwer.value,
-                                        paths if self.fwer.value == "fixed_sequence" else None, tok, cfg)
+    self.calibration = calibrate(r["cal"], eps, self.delta.value, self.p_value.value, self.fwer.value)
+    self.result = res = self.calibration.result
     fb = self.replayed(self.signal.value, "fixed budget")["cal"]
     with self.out:
         self.out.clear_output(wait=True)
         fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
         for ax, k in zip(axs, ("wrong", "premature")):
-            ax.plot(fb[1].mean(1), fb[0][k].mean(1), color="0.6", marker=".", lw=1, label="fixed budget")
+            ax.plot(fb.cost.mean(1), fb.loss[k].mean(1), color="0.6", marker=".", lw=1, label="fixed budget")
             x, y = tok.mean(1), L[k].mean(1)
             ax.scatter(x[~res.valid], y[~res.valid], s=14, color="C0", alpha=0.35, label="not certified")
             ax.scatter(x[res.valid], y[res.valid], s=22, color="C2", label="certified")
