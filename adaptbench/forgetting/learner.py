@@ -30,7 +30,7 @@ from .tasks import (ForgettingError, encode_ids, encode_pairs, exact_match, prom
 from .probe import GeneralProbe, features, knn_graph_distance, mmd2
 from .metrics import accuracy_matrix, forgetting_metrics
 from .methods import (Method, answer_reward, get_method, group_advantages, k3_kl,
-                                           policy_gradient_loss, sequence_logprobs, _until_end)
+                                           policy_gradient_loss, sequence_logprobs, until_end)
 
 # %% auto #0
 __all__ = ['TrainConfig', 'fresh_model', 'Learner', 'train_task', 'weight_distance', 'measure', 'run_sequence', 'read_sequence']
@@ -142,7 +142,7 @@ class Learner:
         gen = out[:, enc["input_ids"].shape[1]:].tolist()                                         # (B*K, new)
         k = m.rft_samples
         rewards = [answer_reward(tok, g, pairs[r // k][1]) for r, g in enumerate(gen)]
-        rows = [(tok(texts[r // k], add_special_tokens=False)["input_ids"], _until_end(g, tok.eos_token_id))
+        rows = [(tok(texts[r // k], add_special_tokens=False)["input_ids"], until_end(g, tok.eos_token_id))
                 for r, g in enumerate(gen)]
         return encode_ids(rows, tok.pad_token_id), torch.tensor(rewards).view(len(pairs), k)
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..hooks import HOOKS, Hook, HookError, Hooks, hook_options, parse_hooks
-from .tasks import ForgettingError, _shifted
+from .tasks import ForgettingError, shifted_logits
 
 # %% auto #0
-__all__ = ['METHODS', 'Method', 'get_method', 'answer_reward', 'group_advantages', 'sequence_logprobs', 'policy_gradient_loss',
-           'k3_kl']
+__all__ = ['METHODS', 'Method', 'get_method', 'until_end', 'answer_reward', 'group_advantages', 'sequence_logprobs',
+           'policy_gradient_loss', 'k3_kl']
 
 # %% ../../nbs/08c_forgetting_methods.ipynb #5d6d1bed
 @dataclass
@@ -76,14 +76,14 @@ def get_method(name:str|Method, # a key of METHODS, a hook spec, or a Method
     return replace(m, hooks=Hooks(hooks).name if hooks else "", **fields)
 
 # %% ../../nbs/08c_forgetting_methods.ipynb #177a8fa9
-def _until_end(ids:list[int], end_id:int) -> list[int]:
+def until_end(ids:list[int], end_id:int) -> list[int]:
     "Sampled ids cut after the first end token (kept), or all of them if none."
     return ids[:ids.index(end_id) + 1] if end_id in ids else ids
 
 def answer_reward(tok, ids:list[int], # sampled answer token ids (anything after the first end token is ignored)
                   answer:str) -> float:
     "Exact-match reward: 1 if the sample stops with the end token and its text before it is exactly `answer`."
-    ids = _until_end(list(ids), tok.eos_token_id)
+    ids = until_end(list(ids), tok.eos_token_id)
     return float(bool(ids) and ids[-1] == tok.eos_token_id and tok.decode(ids[:-1]) == answer)
 
 def group_advantages(rewards:torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ def group_advantages(rewards:torch.Tensor) -> torch.Tensor:
 
 def sequence_logprobs(model, batch:dict) -> tuple[torch.Tensor, torch.Tensor]:
     "Per answer token log π(y_t | x, y_<t): ((N, L-1) zero outside the answer, (N, L-1) answer mask)."
-    logits, labels = _shifted(model, batch)
+    logits, labels = shifted_logits(model, batch)
     mask = labels != -100
     logp = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return logp * mask, mask

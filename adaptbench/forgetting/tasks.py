@@ -31,7 +31,7 @@ from ..core import atomic_path, atomic_write_json
 
 # %% auto #0
 __all__ = ['SYSTEM', 'ForgettingError', 'Task', 'make_task', 'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs',
-           'sft_loss', 'exact_match']
+           'shifted_logits', 'sft_loss', 'exact_match']
 
 # %% ../../nbs/08_forgetting.ipynb #ab0971dc
 class ForgettingError(AdaptbenchError, ValueError):
@@ -126,13 +126,14 @@ def encode_pairs(lm, pairs:list[tuple[str, str]], # (prompt, answer)
              tok(a + end, add_special_tokens=False)["input_ids"]) for p, a in pairs]
     return encode_ids(rows, tok.pad_token_id)
 
-def _shifted(model, batch):
+def shifted_logits(model, batch:dict) -> tuple:
+    "Next-token logits (B, L-1, V) and the labels they predict (B, L-1) of an `encode_ids` batch."
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]  # (B, L-1, V)
     return logits, batch["labels"][:, 1:]                                                              # (B, L-1)
 
 def sft_loss(model, batch:dict) -> torch.Tensor:
     "Mean cross-entropy over the answer tokens."
-    logits, labels = _shifted(model, batch)
+    logits, labels = shifted_logits(model, batch)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 @torch.no_grad()
@@ -141,7 +142,7 @@ def exact_match(model, lm, pairs:list[tuple[str, str]], # model (possibly a LoRA
     "Per pair: would greedy decoding produce exactly the answer (then `end`)? Teacher-forced, one pass per batch."
     out = []
     for i in range(0, len(pairs), batch_size):
-        logits, labels = _shifted(model, encode_pairs(lm, pairs[i:i + batch_size], end, chat))
+        logits, labels = shifted_logits(model, encode_pairs(lm, pairs[i:i + batch_size], end, chat))
         hit = (logits.argmax(-1) == labels) | (labels == -100)                                        # (B, L-1)
         out.append(hit.all(1).numpy())
     return np.concatenate(out)

@@ -18,8 +18,8 @@ from ..core import AdaptbenchError
 from .nets import UnitLayer, find_units
 
 # %% auto #0
-__all__ = ['FROZEN_TOL', 'DORMANT_NORMS', 'effective_rank', 'stable_rank', 'DiagnosticsError', 'capture', 'act_derivative',
-           'frozen_units', 'dormant_scores', 'dormant_units', 'active_fraction', 'clone_groups',
+__all__ = ['FROZEN_TOL', 'DORMANT_NORMS', 'effective_rank', 'stable_rank', 'DiagnosticsError', 'unit_rows', 'capture',
+           'act_derivative', 'frozen_units', 'dormant_scores', 'dormant_units', 'active_fraction', 'clone_groups',
            'clone_groups_by_activation', 'DiagConfig', 'Diagnosis', 'diagnose']
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #8acdf31c
@@ -55,7 +55,7 @@ class DiagnosticsError(AdaptbenchError, ValueError):
     "A diagnostic was asked for with inputs or settings it cannot use."
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #35c5cb1a
-def _rows(t:torch.Tensor, ul:UnitLayer) -> torch.Tensor:
+def unit_rows(t:torch.Tensor, ul:UnitLayer) -> torch.Tensor:
     "Reshape a captured tensor to (rows, n_units)."
     if t.ndim == 4: return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])                       # (B·H·W, C)
     if t.ndim == 2 and ul.spatial > 1:
@@ -87,7 +87,7 @@ def capture(model:nn.Module, x, # probe inputs: a tensor, or a dict of model kwa
         if mask is not None and pre.ndim == 3:
             keep = mask.reshape(-1).bool()
             pre, feat = pre.reshape(-1, pre.shape[-1])[keep], feat.reshape(-1, feat.shape[-1])[keep]
-        res[ul.name] = dict(pre=_rows(pre, ul).float(), feat=_rows(feat, ul).float())
+        res[ul.name] = dict(pre=unit_rows(pre, ul).float(), feat=unit_rows(feat, ul).float())
     return res, out
 
 # %% ../../nbs/07c_plasticity_diagnostics.ipynb #dcc50b22

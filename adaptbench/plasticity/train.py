@@ -67,8 +67,8 @@ def _feature_hooks(units, store):
             for ul in units]
 
 def _flat(t, ul):
-    from adaptbench.plasticity.diagnostics import _rows
-    return _rows(t.detach(), ul)
+    from adaptbench.plasticity.diagnostics import unit_rows
+    return unit_rows(t.detach(), ul)
 
 def _examples(stream, task) -> list:
     "A finished task's examples as (x, y) pairs, for hooks that take per-example gradients (EWC)."
