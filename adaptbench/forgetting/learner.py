@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..core import atomic_path, atomic_write_json, seed_everything
 from ..hooks import HookError, StepContext, load_state, save_state
 from ..models import load_model
-from .tasks import (ForgettingError, encode_ids, encode_pairs, exact_match, prompt_text,
+from .tasks import (ForgettingError, Task, encode_ids, encode_pairs, exact_match, prompt_text,
                                          sft_loss)
 from .probe import GeneralProbe, features, knn_graph_distance, mmd2
 from .metrics import accuracy_matrix, forgetting_metrics

@@ -7,27 +7,14 @@ Docs: https://adaptbench.github.io/adaptbench/forgetting.html.md"""
 # %% ../../nbs/08_forgetting.ipynb #381b5c73
 from __future__ import annotations
 
-import json
-import math
-import random
-import re
-import shutil
-import string
-import time
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
-from ..core import AdaptbenchError, seed_everything
-from ..models import load_model
-from ..core import atomic_path, atomic_write_json
+from ..core import AdaptbenchError
+
 
 # %% auto #0
 __all__ = ['SYSTEM', 'ForgettingError', 'Task', 'make_task', 'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs',
