@@ -82,12 +82,9 @@ class LoadedModel:
         return self.lm_head(self.final_norm(h))
 
     def chat_text(self, messages:list[dict]|str, # chat messages, or a single user message
-                 ) -> str:
-        "The prompt text for `messages` with the model's chat template (plain text if it has none)."
-        if isinstance(messages, str): messages = [{"role": "user", "content": messages}]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+                  **chat_kwargs) -> str:
+        "The prompt text for `messages` with the model's chat template (see `chat_text`, the one implementation)."
+        return chat_text(self, messages, **chat_kwargs)
 
     def __repr__(self):
         return (f"LoadedModel({self.spec!r}: {type(self.model).__name__}, {self.n_layers} layers, d={self.hidden_size}, "
