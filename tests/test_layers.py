@@ -3,6 +3,7 @@ every module imports only the modules its row allows, there are no import cycles
 module's `_private` names."""
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
@@ -27,6 +28,13 @@ def documented_layers() -> dict[str, set[str]]:
     return allowed
 
 
+def _sources():
+    "Every module file of the package (following the `kernels` link to the exported kernels)."
+    for d, _, files in os.walk(PKG, followlinks=True):
+        if "__pycache__" in d: continue
+        yield from (Path(d) / f for f in sorted(files) if f.endswith(".py") and f != "_modidx.py")
+
+
 def _imports(f: Path):
     "(target module, imported name) for every adaptbench-internal `from ... import` in file `f`."
     rel = f.relative_to(PKG).with_suffix("").parts
@@ -45,8 +53,7 @@ def _imports(f: Path):
 def module_graph() -> dict[str, set[str]]:
     "Top-level module → the top-level adaptbench modules it imports."
     g = {}
-    for f in PKG.rglob("*.py"):
-        if f.name == "_modidx.py" or "__pycache__" in f.parts: continue
+    for f in _sources():
         me = f.relative_to(PKG).parts[0].removesuffix(".py")
         g.setdefault(me, set())
         for tgt, _ in _imports(f):
@@ -84,8 +91,7 @@ def test_no_import_cycles():
 
 def test_no_private_imports_across_modules():
     bad = []
-    for f in PKG.rglob("*.py"):
-        if f.name == "_modidx.py" or "__pycache__" in f.parts: continue
+    for f in _sources():
         me = ".".join(f.relative_to(PKG).with_suffix("").parts)
         for tgt, name in _imports(f):
             if name.startswith("_") and not name.startswith("__") and tgt != me:
