@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..core import atomic_path, atomic_write_json, seed_everything
 from ..hooks import HookError, StepContext, load_state, save_state
-from ..models import load_model
+from ..models import load_model, stop_ids
 from .tasks import (ForgettingError, Task, encode_ids, encode_pairs, exact_match, prompt_text,
                                          sft_loss)
 from .probe import GeneralProbe, features, knn_graph_distance, mmd2
@@ -142,7 +142,7 @@ class Learner:
         gen = out[:, enc["input_ids"].shape[1]:].tolist()                                         # (B*K, new)
         k = m.rft_samples
         rewards = [answer_reward(tok, g, pairs[r // k][1]) for r, g in enumerate(gen)]
-        rows = [(tok(texts[r // k], add_special_tokens=False)["input_ids"], until_end(g, tok.eos_token_id))
+        rows = [(tok(texts[r // k], add_special_tokens=False)["input_ids"], until_end(g, stop_ids(self.lm)))
                 for r, g in enumerate(gen)]
         return encode_ids(rows, tok.pad_token_id), torch.tensor(rewards).view(len(pairs), k)
 

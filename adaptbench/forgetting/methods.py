@@ -76,9 +76,10 @@ def get_method(name:str|Method, # a key of METHODS, a hook spec, or a Method
     return replace(m, hooks=Hooks(hooks).name if hooks else "", **fields)
 
 # %% ../../nbs/08c_forgetting_methods.ipynb #177a8fa9
-def until_end(ids:list[int], end_id:int) -> list[int]:
-    "Sampled ids cut after the first end token (kept), or all of them if none."
-    return ids[:ids.index(end_id) + 1] if end_id in ids else ids
+def until_end(ids:list[int], end_ids:int|set[int]) -> list[int]:
+    "Sampled ids cut after the first end token (kept), or all of them if none; `end_ids`: one id or a set (e.g. `models.stop_ids`)."
+    ends = {end_ids} if isinstance(end_ids, int) else set(end_ids)
+    return next((ids[:i + 1] for i, t in enumerate(ids) if t in ends), ids)
 
 def answer_reward(tok, ids:list[int], # sampled answer token ids (anything after the first end token is ignored)
                   answer:str) -> float:
