@@ -348,11 +348,11 @@ def as_gamma_rule(gamma) -> FixedGamma|HeuristicGamma|ExpectedGamma:
 
 # %% ../nbs/14_speculative.ipynb #8dce0d42
 def encode_prompts(lm, prompts:list, chat:bool=True) -> list[list[int]]:
-    "Token ids of each prompt: a string (wrapped in the chat template when `chat`) or a list of ids as is."
+    "Token ids of each prompt: a string (chat-wrapped when `chat`), a list of chat messages, or a list of ids as is."
     out = []
     for p in prompts:
-        if isinstance(p, str):
-            text = lm.chat_text(p) if chat else p
+        if isinstance(p, str) or (isinstance(p, list) and p and isinstance(p[0], dict)):   # text, or chat messages
+            text = lm.chat_text(p) if chat or not isinstance(p, str) else p
             out.append(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
         else: out.append([int(t) for t in p])
     if not out or not all(out): raise SpeculativeError("prompts must be a non-empty list of non-empty prompts")
@@ -360,7 +360,7 @@ def encode_prompts(lm, prompts:list, chat:bool=True) -> list[list[int]]:
 
 @torch.no_grad()
 def speculative_generate(lm,                   # the target `LoadedModel`
-                         prompts:list,         # strings (chat-wrapped when `chat`) or lists of token ids
+                         prompts:list,         # strings (chat-wrapped when `chat`), chat message lists, or token-id lists
                          drafter,              # a `Drafter`: LookupDrafter(), LayerDrafter(lm, k, lens), ModelDrafter(small, lm)
                          max_new_tokens:int=64,
                          gamma=5,              # int ≥ 1 (fixed), 'heuristic', 'expected', or a rule object
