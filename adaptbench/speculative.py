@@ -140,10 +140,16 @@ def cache_kwarg(module:nn.Module) -> str:
 
 def full_logits_fn(model:nn.Module):
     "`RaggedKV` logits function of a whole causal LM (only the last k positions go through the LM head)."
-    kw = cache_kwarg(model)
+    import inspect
+    params, kw = inspect.signature(model.forward).parameters, cache_kwarg(model)
+    if kw not in params or "position_ids" not in params:
+        raise SpeculativeError(f"{type(model).__name__}.forward takes no KV cache and position ids, so its layers cannot be "
+                               "stepped token by token; speculative decoding needs a transformers causal LM (AutoModelForCausalLM)")
+    keep = {"logits_to_keep": True} if "logits_to_keep" in params else {}
     def fn(ids, mask, pos, cache, k):
-        return model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=k,
-                     **{kw: cache}).logits
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache},
+                    **({"logits_to_keep": k} if keep else {}))
+        return out.logits[:, -k:]
     return fn
 
 # %% ../nbs/14_speculative.ipynb #a4fc95cc
@@ -369,14 +375,14 @@ def speculative_generate(lm,                   # the target `LoadedModel`
                          chat:bool=True,
                         ) -> dict:
     "Speculative decoding of a batch: lossless (greedy: equal to `generate`; sampling: the target's distribution)."
-    rule = as_gamma_rule(gamma)
+    rule, forward = as_gamma_rule(gamma), full_logits_fn(lm.model)
     ids = encode_prompts(lm, prompts, chat)
     B, eos = len(ids), stop_ids(lm)
     gen = torch.Generator().manual_seed(seed)
     seqs, n0, done = [list(s) for s in ids], [len(s) for s in ids], [False] * B
     rule.reset(B, getattr(drafter, "cost", 0.0)); drafter.reset(B)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    target = RaggedKV(full_logits_fn(lm.model), B, lm.device, pad)
+    target = RaggedKV(forward, B, lm.device, pad)
     drafted = accepted = steps = 0
     per_row = [[] for _ in range(B)]                                     # accepted drafts per step, per row
     t0 = time.perf_counter()

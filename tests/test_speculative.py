@@ -112,6 +112,7 @@ def test_bad_input(pair):
     with pytest.raises(SpeculativeError, match="out of range"): LayerDrafter(tgt, 9)
     odd = LoadedModel.__new__(LoadedModel); odd.model, odd.spec = nn.Linear(2, 2), "linear"
     with pytest.raises(SpeculativeError, match="cannot be stepped"): truncated_decoder(odd, 1)
+    with pytest.raises(SpeculativeError, match="cannot be stepped"): speculative_generate(odd, [[1, 2]], LookupDrafter())
     other = tiny(5); other.tokenizer = byte_tokenizer(); other.tokenizer.add_tokens(["<extra>"])
     with pytest.raises(SpeculativeError, match="different tokenizer"): ModelDrafter(other, tgt)
     assert issubclass(SpeculativeError, AdaptbenchError)
