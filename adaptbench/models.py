@@ -234,9 +234,11 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
     "Load a causal LM by spec into a `LoadedModel` in eval mode."
     spec = str(get_setting("model", spec))
     dev = get_device(device); dt = get_dtype(dtype, dev)
+    from adaptbench.model_store import registered_path   # opt-in GGUFs fetched by `adaptbench models get`
     tried = []
     try:
         if spec in MODEL_ALIASES: model, tok, src = _from_alias(spec, cache_dir, dt)
+        elif (fetched := registered_path(spec, cache_dir)) is not None: model, tok, src = load_gguf(fetched, cache_dir, dt)
         elif Path(spec).expanduser().exists(): model, tok, src = _from_path(Path(spec).expanduser(), dt)
         else:
             tried = [f"shipped aliases ({', '.join(MODEL_ALIASES)})", f"local path ./{spec} (does not exist)"]

