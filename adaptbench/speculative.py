@@ -21,38 +21,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import AdaptbenchError
+from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_tuned_lens, save_tuned_lens
+from .models import stop_ids   # the one stop-id rule
 
 # %% auto #0
-__all__ = ['SpeculativeError', 'stop_ids', 'readout_logits', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg',
-           'full_logits_fn', 'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter',
-           'ModelDrafter', 'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma',
-           'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate',
-           'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate']
+__all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg', 'full_logits_fn',
+           'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter', 'ModelDrafter',
+           'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma',
+           'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate', 'greedy_reference',
+           'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
     "Bad input to speculative decoding or model switching; the message says what to change."
 
 # %% ../nbs/14_speculative.ipynb #b80207c1
-def stop_ids(lm) -> set[int]:
-    "Token ids that end a generation: the model's `generation_config.eos_token_id` (int or list) and the tokenizer's eos."
-    ids = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
-    ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) - {None}
-    if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
-    return ids
-
-def readout_logits(lm, h:torch.Tensor, # (..., d) residual state after `layer` blocks
-                   layer:int, lens=None, # a `TunedLens`, or None for the logit lens
-                  ) -> torch.Tensor:     # (..., V) float32
-    "Next-token logits read from an intermediate layer (tuned or logit lens, final norm, LM head)."
-    from adaptbench.signals import lens_logits
-    return lens_logits(lm, h, layer, lens)
-
 def tuned_lens_for(lm, fit_if_missing:bool=True, # fit (ridge, closed form) and save one when none is saved
                    n_texts:int=27,               # training texts of the model's lens corpus (its first ones)
                   ):
     "The saved tuned lens of `lm`, else one fitted on its lens corpus (`data/lens/<model>.jsonl`) and saved."
-    from adaptbench.signals import fit_tuned_lens, layer_states, lens_corpus, load_tuned_lens, save_tuned_lens
     lens = load_tuned_lens(lm, missing_ok=True)
     if lens is None and fit_if_missing:
         lens = fit_tuned_lens(lm, layer_states(lm, lens_corpus(lm)[:n_texts])).to(lm.device)
@@ -294,7 +281,7 @@ class LayerDrafter(_KVDrafter):
         def fn(ids, mask, pos, cache, k):
             h = self.inner(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                            **{self.kw: cache}).last_hidden_state[:, -k:]              # (B, k, d)
-            return readout_logits(self.lm, h, self.layer, self.lens)
+            return lens_logits(self.lm, h, self.layer, self.lens)
         return fn
 
 # %% ../nbs/14_speculative.ipynb #857a1f29
@@ -431,15 +418,14 @@ def layer_acceptance(lm, texts:list[str]|None=None, # teacher-forced texts (defa
                      max_gamma:int=16,
                     ) -> pd.DataFrame:            # layer, acceptance, cost, best_gamma, expected_speedup
     "Per drafting layer: greedy acceptance rate (read-out argmax == final argmax) and Leviathan's expected speed-up."
-    from adaptbench.signals import layer_states, lens_corpus
     texts = texts if texts is not None else lens_corpus(lm)[-6:]
     states = layer_states(lm, texts)                                              # (L+1, N, d)
     L = lm.n_layers
-    final = readout_logits(lm, states[L].to(lm.device), L).argmax(-1)             # (N,)
+    final = lens_logits(lm, states[L].to(lm.device), L).argmax(-1)             # (N,)
     rows = []
     for k in (layers if layers is not None else range(1, L)):
         if not 1 <= k < L: raise SpeculativeError(f"layer {k} out of range: choose 1 ≤ layer < {L}")
-        a = float((readout_logits(lm, states[k].to(lm.device), k, lens).argmax(-1) == final).float().mean())
+        a = float((lens_logits(lm, states[k].to(lm.device), k, lens).argmax(-1) == final).float().mean())
         g, s = best_gamma(a, k / L, max_gamma)
         rows.append(dict(layer=k, acceptance=a, cost=k / L, best_gamma=g, expected_speedup=s))
     return pd.DataFrame(rows)

@@ -33,12 +33,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.model_store import registered_path  # noqa: E402
-from adaptbench.models import load_model  # noqa: E402
+from adaptbench.models import load_model, stop_ids  # noqa: E402
 from adaptbench.puzzles import get_puzzle  # noqa: E402
-from adaptbench.signals import LENS_PROMPTS  # noqa: E402
+from adaptbench.lens import LENS_PROMPTS  # noqa: E402
 from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter,  # noqa: E402
                                     ModelDrafter, choose_draft_layer, encode_prompts, entropy_switch_generate,
-                                    layer_acceptance, speculative_generate, stop_ids, token_agreement, tuned_lens_for)
+                                    layer_acceptance, speculative_generate, token_agreement, tuned_lens_for)
 
 
 def prompt_sets(n:int) -> dict[str, list]:
