@@ -136,10 +136,10 @@ class Device:
 H200 = Device("nvidia-h200", 989e12, 4.8e12,
               "NVIDIA H200 SXM datasheet (nvidia.com/en-us/data-center/h200): BF16 Tensor Core 1,979 TFLOPS with 2:4 "
               "sparsity, so 989 TFLOPS dense; HBM3e 4.8 TB/s (the NVL card: 835 TFLOPS, 4.8 TB/s)")
-CPU_2CORE = Device("cpu-2core", 23.5e9, 5.1e9,
+CPU_2CORE = Device("cpu-2core", 87.1e9, 18.2e9,
                    "this machine (2 cores of an AMD EPYC, fp32), measured by tools/bench_decoding_cost.py with 1 torch "
                    "thread: a 2048² fp32 matmul and a 256 MiB tensor copy (read + write), best of runs at the start and "
-                   "end of the benchmark, at 1-min load ≈ 10–13 (shared with other jobs): lower bounds for a quiet machine")
+                   "end of the benchmark, at 1-min load ≈ 1.6 (the second core mostly busy)")
 
 def roofline_time(flops, bytes_, device:Device):
     "Roofline time (s) = max(FLOPs / peak, bytes / bandwidth), elementwise (Williams, Waterman & Patterson 2009)."
