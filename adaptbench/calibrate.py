@@ -52,11 +52,15 @@ def calibrate(replays:Replay|Sequence[Replay], # one replay, or several over the
               eps:float|dict,          # target risk ε, or risk name → ε (only these risks are controlled)
               delta:float,             # the guarantee may fail with probability at most δ
               p_value:str="hoeffding_bentkus", # one of `risk.P_VALUES` ('binomial' is exact for 0/1 losses)
-              fwer:str="fixed_sequence", # fixed_sequence (along each policy's paths) | bonferroni
+              fwer:str="fixed_sequence", # fixed_sequence (along each policy's paths) | holm | bonferroni
               by_group:bool=False,     # calibrate on groups (mean loss and cost within each group of `Replay.group`)
              ) -> Calibration:
     "Learn-then-Test over the stacked grid of `replays`: P(risk ≤ ε for every valid configuration) ≥ 1 − δ; the cheapest is chosen."
-    rep = Replay.stack(replays)
+    reps = [replays] if isinstance(replays, Replay) else list(replays) if isinstance(replays, (list, tuple)) else []
+    if not reps or not all(isinstance(r, Replay) for r in reps):
+        raise CalibrationError(f"calibrate takes a Replay or a list of them (from `policies.replay(policy, traces)` or "
+                               f"`EarlyExit.replay(records)`), got {type(replays).__name__}")
+    rep = Replay.stack(reps)
     if by_group: rep = rep.group_level()
     if not isinstance(eps, dict):
         if len(rep.loss) != 1:

@@ -186,7 +186,7 @@ def atomic_write_json(path:str|Path, obj):
 
 # %% ../nbs/00_core.ipynb #8fb71eba
 import pandas as pd
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 class ReplayError(AdaptbenchError, ValueError):
     "A replay is malformed, or several replays do not fit together (different units, risks or groups)."
@@ -207,6 +207,8 @@ class Replay:
     paths: list                    # fixed-sequence paths: arrays of configuration indices, each safest first
     policies: list                 # the policy objects; policy k owns the next len(policies[k]) configurations
     group: np.ndarray|None = None  # (N,) group of each unit (e.g. its text), for group-level calibration
+    meta: dict = field(default_factory=dict)  # what the data were recorded with (budget, probe interval, model, ...):
+                                   # a live driver refuses settings that differ, since the guarantee holds only for them
 
     def __post_init__(self):
         self.cost = np.asarray(self.cost, float)
@@ -256,13 +258,13 @@ def _by_group(x:np.ndarray, group:np.ndarray) -> np.ndarray:
 def _subset(self, idx) -> Replay:
     "The replay restricted to units `idx` (indices or a boolean mask)."
     return Replay({k: v[:, idx] for k, v in self.loss.items()}, self.cost[:, idx], self.configs, self.paths,
-                  self.policies, None if self.group is None else self.group[idx])
+                  self.policies, None if self.group is None else self.group[idx], dict(self.meta))
 
 def _group_level(self) -> Replay:
     "Losses and cost averaged within each group: one unit per group (the unit of a group-level guarantee)."
     if self.group is None: raise ReplayError("this replay has no group vector; record one (e.g. the text of each token)")
     return Replay({k: _by_group(v, self.group) for k, v in self.loss.items()}, _by_group(self.cost, self.group),
-                  self.configs, self.paths, self.policies, np.unique(self.group))
+                  self.configs, self.paths, self.policies, np.unique(self.group), dict(self.meta))
 
 def _stack(replays) -> Replay:
     "One replay of all configurations of `replays` (same units, risks and groups); paths are re-indexed."
@@ -279,6 +281,7 @@ def _stack(replays) -> Replay:
                   np.concatenate([r.cost for r in replays]),
                   pd.concat([r.configs for r in replays], ignore_index=True),
                   [np.asarray(p) + o for r, o in zip(replays, off) for p in r.paths],
-                  [p for r in replays for p in r.policies], replays[0].group)
+                  [p for r in replays for p in r.policies], replays[0].group,
+                  {k: v for k, v in replays[0].meta.items() if all(r.meta.get(k, object()) == v for r in replays[1:])})
 
 Replay.subset, Replay.group_level, Replay.stack = _subset, _group_level, staticmethod(_stack)

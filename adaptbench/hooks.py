@@ -172,10 +172,11 @@ def parse_hooks(spec, # 'redo:0.1:200+layernorm', a list of such, Hook objects, 
     "Hook objects from a spec: names joined by '+', options after ':' (in constructor order)."
     if isinstance(spec, Hook): return list(spec.hooks) if isinstance(spec, Hooks) else [spec]
     if isinstance(spec, (list, tuple)): return [h for s in spec for h in parse_hooks(s)]
-    out = []
-    for part in str(spec).split("+"):
+    out, parts = [], str(spec).split("+")
+    for part in parts:
         key, *args = part.strip().split(":")
-        if key in ("none", ""): continue
+        if key == "none" or (key == "" and len(parts) == 1): continue           # 'none' or '': no hook
+        if key == "": raise HookError(f"empty hook name in {spec!r}: join hook names with '+', e.g. 'replay:0.25:4+ewc:50'")
         if key not in HOOKS: raise HookError(f"unknown hook {key!r} in {spec!r}; known: {', '.join(sorted(HOOKS))}")
         try: out.append(HOOKS[key](*_convert(HOOKS[key], key, args)))
         except (TypeError, ValueError, KeyError) as e:

@@ -20,7 +20,7 @@ from .core import AdaptbenchError, Replay
 # %% auto #0
 __all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables', 'certaindex',
            'Policy', 'PolicyGridError', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined',
-           'Outcome', 'stopping_losses', 'replay', 'SyntheticTraces', 'standard_policies']
+           'Outcome', 'stopping_losses', 'trace_settings', 'replay', 'SyntheticTraces', 'standard_policies']
 
 # %% ../nbs/05_policies.ipynb #8a4fd8da
 class TraceTableError(AdaptbenchError, ValueError):
@@ -302,6 +302,13 @@ def _replay_chunk(policy, tr):
     tokens = np.where(ran, end_cost[None], tr.tokens[i, j] + probe_cost[i, j])
     return first, answered, correct, tokens
 
+def trace_settings(tr:ProbedTraces) -> dict:
+    "What the traces were recorded with: `budget` (reasoning tokens) and `probe_interval` (the most common step between probes)."
+    steps = np.diff(tr.tokens, axis=1)[~tr.ended[:, 1:]] if tr.n_probes > 1 else tr.tokens[~tr.ended]
+    steps = steps[steps > 0]
+    vals, counts = np.unique(steps, return_counts=True)
+    return dict(budget=float(tr.budget), probe_interval=int(vals[counts.argmax()]) if len(vals) else None)
+
 def replay(policy:Policy, # the policy with its grid of configurations
            tr:ProbedTraces, # recorded probed traces
            chunk:int=2**24, # max C·n·J booleans held at once
@@ -315,7 +322,7 @@ def replay(policy:Policy, # the policy with its grid of configurations
     cfg.insert(0, "config", np.arange(C)); cfg.insert(0, "policy", policy.name)
     return Outcome(loss=stopping_losses(answered, correct, tr.final_correct), cost=tokens.astype(float), configs=cfg,
                    paths=policy.paths(), policies=[policy], stop_probe=first, answered=answered, correct=correct,
-                   final_correct=tr.final_correct)
+                   final_correct=tr.final_correct, meta=trace_settings(tr))
 
 # %% ../nbs/05_policies.ipynb #9b6cb7d2
 @dataclass

@@ -271,17 +271,32 @@ def _runnable(policy, config:int|None) -> tuple[Policy, int]:
     if not 0 <= config < len(policy): raise ProbeError(f"config must be in 0..{len(policy) - 1}, got {config}")
     return policy, config
 
+def _live_settings(policy, budget, probe_interval, force:bool) -> tuple[int, int]:
+    "Budget and probe interval of a live run: those of the calibration's traces, and a clear error for others."
+    meta = getattr(getattr(policy, "replay", None), "meta", {}) or {}
+    rec = dict(budget=meta.get("budget"), probe_interval=meta.get("probe_interval"))
+    asked = dict(budget=budget, probe_interval=probe_interval)
+    bad = {k: (asked[k], rec[k]) for k in rec if asked[k] is not None and rec[k] is not None and asked[k] != rec[k]}
+    if bad and not force:
+        raise ProbeError("the calibration's guarantee holds for the settings its traces were recorded with: "
+                         + ", ".join(f"{k}={r:g} (asked {a})" for k, (a, r) in bad.items())
+                         + "; run with those (or leave them unset), record and calibrate traces with yours, or pass force=True")
+    pick = lambda k, default: int(asked[k] if asked[k] is not None else rec[k] if rec[k] is not None else default)
+    return pick("budget", 64), pick("probe_interval", 16)
+
 def generate_with_policy(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
                          policy, # a `Calibration`, a single-configuration `Policy`, or a policy grid with `config`
                          config:int|None=None, # with a grid: the configuration to apply
-                         budget:int=64, # reasoning budget (tokens), as when calibrating
-                         probe_interval:int=16, # reasoning tokens between probes, as when calibrating
+                         budget:int|None=None, # reasoning budget (tokens); default: the calibration's traces' (else 64)
+                         probe_interval:int|None=None, # tokens between probes; default: the calibration's traces' (else 16)
                          batch_size:int=16, # rows per generate call
                          m:int=3, # certaindex window
                          progress:bool=True, # progress bar
+                         force:bool=False, # run even with settings other than those the calibration's traces were recorded with
                         ) -> pd.DataFrame:
     "Live generation that stops (answers) or abandons (abstains) each instance when the policy's configuration fires."
+    budget, probe_interval = _live_settings(policy, budget, probe_interval, force)
     policy, config = _runnable(policy, config)
     rows, bar = [], tqdm(total=len(tasks), desc="live policy", disable=not progress)
     for b in _batches(tasks, batch_size):
