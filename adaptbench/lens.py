@@ -428,9 +428,9 @@ LENS_PROMPTS = [
 ]
 
 def lens_corpus_path(lm) -> Path:
-    "The shipped corpus of a model's own generations (a `LoadedModel` or its spec): data/lens/<model>.jsonl."
+    "The shipped corpus of a model's own generations (a `LoadedModel` or its spec): data/lens/<model>.jsonl of the project (`ProjectNotFoundError` outside one)."
     from adaptbench.core import project_root
-    return project_root()/"data"/"lens"/f"{re.sub(r'[^A-Za-z0-9._-]+', '_', str(getattr(lm, 'spec', lm)))}.jsonl"
+    return project_root(required=True)/"data"/"lens"/f"{re.sub(r'[^A-Za-z0-9._-]+', '_', str(getattr(lm, 'spec', lm)))}.jsonl"
 
 def lens_corpus(lm, prompts:list[str]=LENS_PROMPTS, # the model and its prompts
                 max_new_tokens:int=96,  # tokens generated per prompt
