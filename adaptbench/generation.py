@@ -21,9 +21,6 @@ from .tasks import THINK_OPEN, split_reasoning   # the one thinking/answer split
 # %% auto #0
 __all__ = ['token_split', 'generate_traces', 'chunk_key', 'generate_to_run']
 
-# %% ../nbs/03_generation.ipynb #86a10f8f
-def _eos_ids(lm:LoadedModel) -> set[int]: return stop_ids(lm)   # the one stop-id rule, in `models`
-
 # %% ../nbs/03_generation.ipynb #bc7ad9f8
 def token_split(tokenizer, ids:list[int], offset:int) -> int:
     "Smallest k such that the decoded text of `ids[:k]` has at least `offset` characters."
@@ -49,7 +46,7 @@ def generate_traces(lm:LoadedModel,  # the model
     "Generate for each prompt and record its trace (tokens, text, reasoning/answer split, truncation, per-token max-prob and entropy)."
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     if batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    tok, eos = lm.tokenizer, _eos_ids(lm)
+    tok, eos = lm.tokenizer, stop_ids(lm)
     texts = [chat_text(lm, p, **(chat_kwargs or {})) for p in prompts]
     traces = []
     bar = tqdm(total=len(texts), desc="generating", disable=not progress)

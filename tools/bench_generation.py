@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 from adaptbench.core import project_root
-from adaptbench.generation import _eos_ids, generate_traces
-from adaptbench.models import load_model
+from adaptbench.generation import generate_traces
+from adaptbench.models import load_model, stop_ids
 from adaptbench.puzzles import get_puzzle
 
 
@@ -41,7 +41,7 @@ def puzzle_prompts(count: int) -> list:
 
 @torch.no_grad()
 def plain_one_at_a_time(lm, prompts, budget: int) -> tuple[list[list[int]], float]:
-    tok, eos = lm.tokenizer, _eos_ids(lm)
+    tok, eos = lm.tokenizer, stop_ids(lm)
     outs, t0 = [], time.perf_counter()
     for p in prompts:
         enc = tok([lm.chat_text(p)], return_tensors="pt", add_special_tokens=False).to(lm.device)
