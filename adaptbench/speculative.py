@@ -22,7 +22,7 @@ from torch import nn
 
 from .core import AdaptbenchError
 from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_tuned_lens, save_tuned_lens
-from .models import stop_ids   # the one stop-id rule
+from .models import crop_cache, stop_ids   # the one KV crop and stop-id rule
 
 # %% auto #0
 __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg', 'full_logits_fn',
@@ -86,11 +86,11 @@ class RaggedKV:
         del self.tokens[i][n:]
 
     def _crop(self):
-        "Drop trailing columns that are masked in every row (an exact `DynamicCache.crop`)."
+        "Drop trailing columns that are masked in every row (`models.crop_cache`, exact)."
         valid = self.mask.any(0).nonzero()
         keep = int(valid[-1]) + 1 if len(valid) else 0
         if keep < self.mask.shape[1]:
-            self.cache.crop(keep - self.mask.shape[1])     # transformers ≥ 5: a negative count removes that many
+            crop_cache(self.cache, keep)
             self.mask = self.mask[:, :keep]
 
     def __call__(self, seqs:list[list[int]], # each row's full current token sequence
