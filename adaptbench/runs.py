@@ -324,7 +324,7 @@ def _fmt_range(lo, hi) -> str: return f"{'' if lo is None else lo}..{'' if hi is
 
 def check_params(study:str, params:dict, spec:dict|None=None):
     "Raise one `ParameterError` listing every value of `params` outside what `study`'s parameters cell declares."
-    spec, problems = spec or study_parameters(study), []
+    spec, problems, lists = spec or study_parameters(study), [], False
     for name, v in params.items():
         c = spec.get(name, {}).get("checks", {})
         if "range" in c and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -335,12 +335,14 @@ def check_params(study:str, params:dict, spec:dict|None=None):
             if bad := [x for x in (v if isinstance(v, list) else [v]) if str(x) not in c["choices"]]:
                 problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['choices'])}")
         if "items" in c:
+            lists = True
             items = v if isinstance(v, list) else [s.strip() for s in str(v).split(",") if s.strip()]
             if not items: problems.append(f"{name} needs at least one of {'|'.join(c['items'])}")
             elif bad := [x for x in items if str(x) not in c["items"]]:
                 problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['items'])}")
     if problems:
-        raise ParameterError(f"study {study!r}: " + "; ".join(problems) + f" (as declared in its parameters cell; {LIST_SYNTAX})")
+        raise ParameterError(f"study {study!r}: " + "; ".join(problems) + f" (as declared in its parameters cell"
+                             + (f"; {LIST_SYNTAX})" if lists else ")"))
 
 def resolve_params(study:str, # name of a notebook in the studies folder
                    params:dict|None=None, # overrides: values, or strings to convert
