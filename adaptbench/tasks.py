@@ -156,6 +156,8 @@ class Task:
     def check_options(self, n:int, options:dict): pass
     def default_option(self, name:str, n:int): return None
     def is_solvable(self, inst:Instance) -> bool: return True
+    def trace(self, inst:Instance, answer) -> list[str]: return []   # the solver's intermediate states, one per line
+    def solution_length(self, inst:Instance) -> int|None: return None  # steps of a shortest correct answer
 
     # --- shared -------------------------------------------------------------------------------------------
     def check_n(self, n):
@@ -181,6 +183,14 @@ class Task:
         "Chat messages asking for `inst`; `style` is 'direct' (answer only) or 'think' (think first, then answer)."
         if style not in STYLES: raise self.Error(f"prompt style must be one of {sorted(STYLES)}, got {style!r}")
         return self.messages(inst, style)
+
+    def worked_solution(self, inst:Instance, style:str="direct") -> str:
+        "A correct reply in `style`: the answer line alone (direct), or the solver's `trace` lines then the answer (think)."
+        if style not in STYLES: raise self.Error(f"style must be one of {sorted(STYLES)}, got {style!r}")
+        answer = self.solve(inst) if self.is_solvable(inst) else None
+        if answer is None: raise self.Error(f"{inst.id} has no solution, so it has no worked solution")
+        lines = self.trace(inst, answer) if style == "think" else []
+        return "\n".join([*lines, self.format_answer(answer)])
 
     def parse(self, text:str) -> ParseResult:
         "The value on the last `answer = …` line of the answer region (or a bare value); a failed result, never an exception."
@@ -334,6 +344,7 @@ class Arithmetic(Task):
         return sequence_verdict(str(answer)[::-1], str(inst.goal)[::-1], answer, "digit (from the right)")
 
     def solve(self, inst): return inst.goal
+    def solution_length(self, inst): return len(str(inst.goal))   # digits of the answer
 
     def corruptions(self, inst, answer):
         "Every single-digit change (step = its place from the right), one extra leading digit, one dropped."
@@ -354,6 +365,18 @@ class Addition(Arithmetic):
     "Add two n-digit numbers (the probes' task: small enough that SmolLM2-135M gets some right)."
     name, op, aliases = "addition", "+", ("sum",)
     def combine(self, terms): return sum(terms)
+
+    def trace(self, inst, answer):
+        "Column addition from the right: the column's digits plus the carry in, their sum, the digit written, the carry out."
+        cols = [str(t)[::-1] for t in inst.initial]
+        lines, carry = [], 0
+        for k in range(max(map(len, cols))):
+            ds = [int(c[k]) if k < len(c) else 0 for c in cols]
+            s = sum(ds) + carry
+            lines.append(f"column {k + 1}: {' + '.join(map(str, ds))} + {carry} = {s}, write {s % 10}, carry {s // 10}")
+            carry = s // 10
+        if carry: lines.append(f"column {k + 2}: write {carry}")
+        return lines
 
 # %% ../nbs/01a_tasks.ipynb #6f7d5209
 DIRECT_SYSTEM = "Answer with the answer only."   # the forgetting study's system line for direct answers

@@ -74,7 +74,7 @@ def test_parameters_papermill_cannot_see(studies, runs_dir, src, hidden):
 def test_declared_ranges_and_choices_fail_before_anything_runs(runs_dir):
     for study, params, message in [("smoke", {"n_prompts": "0"}, "n_prompts = 0 is outside its range 1..8"),
                                    ("smoke", {"max_new_tokens": "-3"}, "max_new_tokens = -3 is outside its range 1.."),
-                                   ("reasoning_collapse", {"puzzles": "hanoi,towers"}, "'towers' is not one of"),
+                                   ("reasoning_collapse", {"tasks": "hanoi,towers"}, "'towers' is not one of"),
                                    ("risk_controlled_budgets", {"delta": "1.5"}, "delta = 1.5 is outside its range 0..1"),
                                    ("forgetting", {"methods": "sft,magic"}, "'magic' is not one of")]:
         with pytest.raises(ParameterError, match=message):

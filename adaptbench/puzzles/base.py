@@ -140,6 +140,15 @@ class Puzzle(Task):
         return "moves = " + json.dumps(moves)
 
     def format_answer(self, answer:list) -> str: return self.format_moves(answer)
+    def short_state(self, inst:Instance, state) -> str: return self.describe_state(inst, state)
+    def trace(self, inst:Instance, answer:list) -> list[str]:
+        "One line per move: its number, the move as in the answer, and the state it leads to (`short_state`)."
+        lines, state = [], inst.initial
+        for i, move in enumerate(answer, 1):
+            state, why = self.step(inst, state, move)
+            if why: raise PuzzleError(f"a trace needs a legal answer; move {i} is illegal: {why}")
+            lines.append(f"{i}. {json.dumps(move)} -> {self.short_state(inst, state)}")
+        return lines
 
     def parse(self, text:str) -> ParseResult:
         "Moves of the last `moves = [...]` list in `text` if well formed; a failed `ParseResult` (never an exception) else."
@@ -170,6 +179,7 @@ class Puzzle(Task):
         "Length of an optimal solution (None if unsolvable)."
         sol = self.solve(inst)
         return None if sol is None else len(sol)
+    def solution_length(self, inst:Instance) -> int|None: return self.min_moves(inst) if self.is_solvable(inst) else None
 
     def corruptions(self, inst:Instance, answer:list) -> Iterator[tuple[list, int]]:
         "Every single-move corruption of a correct `answer` that `step` rejects: (corrupted moves, that move's number)."

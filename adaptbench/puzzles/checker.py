@@ -92,6 +92,7 @@ class CheckerJumping(Puzzle):
                 "checker never moves backwards. The goal swaps the colours: all blue on the left, the empty cell in "
                 "the middle, all red on the right.")
 
+    def short_state(self, inst, state): return " ".join(state)
     def describe_state(self, inst, state): return " ".join(state) + " (cells 0 to " + str(len(state) - 1) + ")"
 
     def describe_move(self, move):

@@ -7,6 +7,8 @@ Docs: https://adaptbench.github.io/adaptbench/hanoi.html.md"""
 # %% ../../nbs/02a_hanoi.ipynb #8c647655
 from __future__ import annotations
 
+import json
+
 from .base import MALFORMED_MOVES, Instance, Puzzle, int_like, register_puzzle
 
 # %% auto #0
@@ -82,6 +84,7 @@ class Hanoi(Puzzle):
                 "(largest), on three pegs numbered 0, 1 and 2. Rules: only one disk moves at a time; only the top "
                 "disk of a peg can be moved; a disk may never be placed on top of a smaller disk.")
 
+    def short_state(self, inst, state): return " | ".join(json.dumps(list(s)) for s in state)
     def describe_state(self, inst, state):
         return "; ".join(f"peg {p}: {list(s) if s else 'empty'}" for p, s in enumerate(state)) + " (bottom to top)"
 

@@ -15,7 +15,8 @@ import pandas as pd
 from ..tasks import Instance, Task
 
 # %% auto #0
-__all__ = ['grade', 'proportion_ci', 'pass_at_k', 'accuracy_table', 'collapse_point', 'effort_peak', 'equal_budget', 'pass_curve']
+__all__ = ['grade', 'proportion_ci', 'pass_at_k', 'mean_ci', 'accuracy_table', 'collapse_point', 'effort_peak', 'equal_budget',
+           'pass_curve']
 
 # %% ../../nbs/02f_scoring.ipynb #e3304039
 def grade(task:Task,        # the task (a puzzle, or any registered task)
@@ -53,55 +54,92 @@ def pass_at_k(m:int, # samples drawn
     return 1.0 - math.comb(m - c, k) / math.comb(m, k)
 
 # %% ../../nbs/02f_scoring.ipynb #1a782810
+def mean_ci(x, level:float=0.95) -> tuple[float, float]:
+    "Student-t confidence interval of the mean of `x` (NaNs dropped; (nan, nan) with fewer than 2 values)."
+    from scipy.stats import t
+    x = np.asarray(x, dtype=float); x = x[~np.isnan(x)]
+    if len(x) < 2: return float("nan"), float("nan")
+    half = t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
 def accuracy_table(samples:pd.DataFrame, # one row per graded sample: puzzle, n, mode, solved, outcome, tokens …
                    level:float=0.95,     # confidence level
                    method:str="wilson",  # interval method
                   ) -> pd.DataFrame:
-    "Per (puzzle, n, mode): samples, accuracy with its interval, truncation and parse rates, mean tokens."
+    "Per (task, n, mode): samples, accuracy with its interval, truncation and parse rates, mean tokens with a t-interval."
     rows = []
     for (p, n, mode), g in samples.groupby(["puzzle", "n", "mode"], sort=True):
         k, m = int(g["solved"].sum()), len(g)
         lo, hi = proportion_ci(k, m, level, method)
+        r_lo, r_hi = mean_ci(g["n_thinking_tokens"], level)
         rows.append(dict(puzzle=p, n=n, mode=mode, samples=m, solved=k, accuracy=k / m, ci_low=lo, ci_high=hi,
-                         truncation_rate=float((g["truncated"]).mean()), parse_rate=float(g["parsed"].mean()),
-                         reasoning_tokens=float(g["n_thinking_tokens"].mean()),
+                         truncation_rate=float((g["truncated"]).mean()), truncated=int(g["truncated"].sum()),
+                         parse_rate=float(g["parsed"].mean()),
+                         reasoning_tokens=float(g["n_thinking_tokens"].mean()), reasoning_ci_low=r_lo, reasoning_ci_high=r_hi,
                          answer_tokens=float(g["n_answer_tokens"].mean()), total_tokens=float(g["n_tokens"].mean()),
                          min_moves=float(g["min_moves"].mean())))
     return pd.DataFrame(rows)
 
-def collapse_point(acc:pd.DataFrame, # accuracy_table rows of one puzzle and mode
-                   level:float=0.05, # the accuracy level
+def collapse_point(acc:pd.DataFrame, # accuracy_table rows of one task and mode
+                   level:float=0.1,  # collapse: accuracy at or below this level
                   ) -> float:
-    "Smallest n whose accuracy and upper confidence bound are both below `level` (NaN if none)."
-    hit = acc[(acc["accuracy"] < level) & (acc["ci_high"] < level)]
-    return float(hit["n"].min()) if len(hit) else float("nan")
-
-def effort_peak(acc:pd.DataFrame) -> tuple[float, bool]:
-    "(n with the most mean reasoning tokens, whether effort declines after it) for one puzzle and mode."
-    if acc.empty: return float("nan"), False
+    "Smallest tested n from which accuracy stays ≤ `level` at every larger tested n (NaN if none): a dip that recovers is no collapse."
     a = acc.sort_values("n")
+    low = (a["accuracy"] <= level).to_numpy()
+    if not low.any() or not low[-1]: return float("nan")
+    i = len(low) - int(np.argmin(low[::-1])) if not low.all() else 0   # start of the final run of low points
+    return float(a["n"].iloc[i])
+
+def effort_peak(acc:pd.DataFrame,      # accuracy_table rows of one task and mode (with the reasoning-token intervals)
+                capped_rate:float=0.5, # a point is budget-capped when at least this share of its samples was truncated
+               ) -> tuple[float, bool, str]:
+    """(n with the most mean reasoning tokens, whether effort declines after it, why): a decline is claimed only when
+    a later point's interval lies wholly below the peak's and no point up to the peak is budget-capped."""
+    if acc.empty: return float("nan"), False, "no data"
+    a = acc.sort_values("n").reset_index(drop=True)
     i = int(np.argmax(a["reasoning_tokens"].to_numpy()))
-    return float(a["n"].iloc[i]), bool(i < len(a) - 1 and a["reasoning_tokens"].iloc[-1] < a["reasoning_tokens"].iloc[i])
+    peak = float(a["n"].iloc[i])
+    if i == len(a) - 1: return peak, False, "effort is highest at the largest n tested: no decline to claim"
+    capped = a.loc[:i][a.loc[:i, "truncation_rate"] >= capped_rate]
+    if len(capped): return peak, False, (f"not claimed: at n = {', '.join(str(int(x)) for x in capped['n'])} at least "
+                                         f"{capped_rate:.0%} of the samples hit the budget, so effort up to the peak is capped by it")
+    later = a.loc[i + 1:]
+    if np.isnan(a["reasoning_ci_low"].iloc[i]) or later["reasoning_ci_high"].isna().all():
+        return peak, False, "not claimed: too few samples for an interval"
+    below = later[later["reasoning_ci_high"] < a["reasoning_ci_low"].iloc[i]]
+    if len(below): return peak, True, (f"effort declines after n = {peak:g}: at n = {below['n'].iloc[0]:g} its interval "
+                                       f"lies wholly below the peak's")
+    return peak, False, "not claimed: the drop after the peak is within the confidence intervals"
+
 
 # %% ../../nbs/02f_scoring.ipynb #ba22b3c0
 def equal_budget(samples:pd.DataFrame, # graded samples of both modes, with columns instance_id, mode, solved, n_tokens
                  think:str="think",   # the mode that spends more tokens
                  direct:str="direct", # the cheaper mode
+                 level:float=0.95,    # confidence level of the intervals
+                 n_boot:int=1000,     # bootstrap resamples for the pass@k interval
+                 seed:int=0,
                 ) -> pd.DataFrame:
-    "Per (puzzle, n): thinking pass@1 vs direct pass@k at the same mean total tokens, and the regime."
-    rows = []
+    """Per (task, n): thinking pass@1 (Wilson interval) vs direct pass@k (percentile bootstrap over samples within
+    instances) at the same mean total tokens, and the regime: 'both fail' (no success in either), 'thinking better' /
+    'direct at least as good' (the intervals separate them), else 'not separated'."""
+    rows, rng = [], np.random.default_rng(seed)
     for (p, n), g in samples.groupby(["puzzle", "n"], sort=True):
         t, d = g[g["mode"] == think], g[g["mode"] == direct]
         if t.empty or d.empty: continue
         t_tok, d_tok = t["n_tokens"].mean(), max(d["n_tokens"].mean(), 1.0)
         m = int(d.groupby("instance_id").size().min())
         k = int(min(m, max(1, math.floor(t_tok / d_tok))))
-        think_p1 = _mean_pass(t, 1)
-        direct_pk = _mean_pass(d, k)
-        regime = ("both fail" if think_p1 == 0 and direct_pk == 0 else
-                  "direct at least as good" if direct_pk >= think_p1 else "thinking better")
+        think_p1, direct_pk = _mean_pass(t, 1), _mean_pass(d, k)
+        t_lo, t_hi = proportion_ci(int(t["solved"].sum()), len(t), level)
+        groups = [s["solved"].to_numpy().astype(int) for _, s in d.groupby("instance_id")]
+        boots = [np.mean([pass_at_k(len(s), int(rng.choice(s, len(s)).sum()), k) for s in groups]) for _ in range(n_boot)]
+        d_lo, d_hi = (float(np.quantile(boots, q)) for q in ((1 - level) / 2, (1 + level) / 2))
+        regime = ("both fail" if think_p1 == 0 and direct_pk == 0 else "thinking better" if t_lo > d_hi else
+                  "direct at least as good" if d_lo >= t_hi else "not separated")
         rows.append(dict(puzzle=p, n=n, think_tokens=t_tok, direct_tokens=d_tok, k_direct=k,
-                         think_pass1=think_p1, direct_pass_k=direct_pk, regime=regime))
+                         think_pass1=think_p1, think_ci_low=t_lo, think_ci_high=t_hi,
+                         direct_pass_k=direct_pk, direct_ci_low=d_lo, direct_ci_high=d_hi, regime=regime))
     return pd.DataFrame(rows)
 
 def _mean_pass(g:pd.DataFrame, k:int) -> float:
