@@ -316,6 +316,9 @@ class Arithmetic(Task):
     test_sizes = (1, 2, 3, 6)
     test_seeds = (0, 1)
     answer_form = "answer = <number>"
+    # `answer = 12`, `answer: 12`, and the prose form `the answer is 12` that instruct models write (lm-eval's
+    # "flexible extract" accepts it too); `the answer to this question is 12` is not an answer line
+    answer_pattern = r"(?i)\banswer(?:[\s*`'\"]*(?::=|=|:)|\s+is\b:?)"
 
     def combine(self, terms:tuple) -> int: raise NotImplementedError
 
