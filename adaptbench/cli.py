@@ -184,7 +184,7 @@ def _sweep(a) -> int:
     for r in df[df.state == "failed"].itertuples(): print(f"  failed:   {r.dir}  ({r.error})", file=sys.stderr)
     return 1 if (df.state == "failed").any() else 0
 
-# %% ../nbs/12_cli.ipynb #e94037fc
+# %% ../nbs/12_cli.ipynb #0a5e7ce3
 def _headless():
     "Draw off-screen when called from a terminal (not from a Jupyter kernel, whose backend stays)."
     if "ipykernel" not in sys.modules:

@@ -366,7 +366,7 @@ def resolve_params(study:str, # name of a notebook in the studies folder
     check_params(study, out, spec)
     return normalise_params(out)
 
-# %% ../nbs/09_runs.ipynb #56128b57
+# %% ../nbs/09_runs.ipynb #3461c4ae
 class Comparison:
     "Result of `compare_runs`: `df` (run_id, varying parameters, labels, metrics) and the names of each group."
     def __init__(self, study, table, df, params, labels, metrics, same):

@@ -131,7 +131,7 @@ def _update(self, *_):
         fig.suptitle(f"{self.policy.value} on {self.signal.value}: n = {res.n}, δ = {self.delta.value:g}"
                      + ("" if res.ok else " — nothing certified"))
         self.fig = fig
-        plt.show()
+        plt.show(); plt.close(fig)
     self.info.value = self.status()
 
 RiskDashboard.update = _update
@@ -146,7 +146,7 @@ def _widget(self) -> widgets.Widget:
 RiskDashboard.widget = _widget
 RiskDashboard._ipython_display_ = lambda self: display(self.widget())
 
-# %% ../../nbs/11_dashboards.ipynb #c941c5ce
+# %% ../../nbs/11_dashboards.ipynb #30c1cf9d
 def _chosen_mechanism(run) -> str|None:
     "The mechanism a stored run certified: the efficiency-loss choice, else the first certified one, else None."
     if not run.has_table("chosen_thresholds"): return None
