@@ -1,4 +1,4 @@
-"""The `adaptbench` command: run a study through papermill, list studies and their parameters, list runs and read results, run sweeps.
+"""The `adaptbench` command: run a study through papermill, list studies and their parameters, list runs and read results, compare runs, open a dashboard on a stored run, run sweeps.
 
 Docs: https://adaptbench.github.io/adaptbench/cli.html.md"""
 

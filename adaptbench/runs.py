@@ -433,6 +433,9 @@ def plot_comparison(cmp:Comparison, # from `compare_runs`
         ax.plot(xs.values[o], g[metric].astype(float).values[o], marker="o",
                 label=", ".join(map(str, key)) if cmp.labels else None)
     if ticks is not None: ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right", fontsize=8)
+    elif pd.api.types.is_integer_dtype(df[cmp.params[0]]):
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=xlabel, ylabel=metric, title=f"{cmp.study}: {metric} ({cmp.table}) across {df.run_id.nunique()} runs")
     if cmp.labels: ax.legend(title=", ".join(cmp.labels), fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     return ax
