@@ -230,7 +230,7 @@ def dashboard_notebook(run, # the stored `Run` the dashboard opens on
     return path
 
 def _dashboard(a) -> int:
-    import importlib, shutil, subprocess
+    import contextlib, importlib, io, shutil, subprocess
     from adaptbench.runs import find_run, latest_run, study_path
     study_path(a.study)                                   # an unknown study names the known ones
     if a.study not in DASHBOARDS:
@@ -240,7 +240,8 @@ def _dashboard(a) -> int:
     if run.study != a.study: raise StudyError(f"{run.dir} is a run of {run.study!r}, not {a.study!r}")
     _headless()
     mod, cls = DASHBOARDS[a.study]
-    dash = getattr(importlib.import_module(mod), cls).from_run(run)     # fails here, not in JupyterLab, on a bad run
+    with contextlib.redirect_stdout(io.StringIO()):        # widgets clearing their output outside a kernel
+        dash = getattr(importlib.import_module(mod), cls).from_run(run)     # fails here, not in JupyterLab, on a bad run
     path = dashboard_notebook(run, _abs(a.out) if a.out else run.dir/"dashboard.ipynb")
     print(f"{a.study}: dashboard on run {run.id} ({run.status.get('state')}): {dash.describe()}")
     print(f"  notebook: {path}")
