@@ -426,7 +426,7 @@ def plot_comparison(cmp:Comparison, # from `compare_runs`
         x, xlabel = df.run_id.map({r: i for i, r in enumerate(order)}), "run"
         ticks = [name(df[df.run_id == r].iloc[0]) for r in order]
     ax = ax or plt.subplots(figsize=(max(6, 1.2 * (len(ticks or []) + 2)), 4))[1]
-    groups = df.groupby(cmp.labels, sort=False) if cmp.labels else [((), df)]
+    groups = df.groupby(cmp.labels, sort=False, dropna=False) if cmp.labels else [((), df)]
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         xs = x[g.index]; o = np.argsort(xs.values, kind="stable")
