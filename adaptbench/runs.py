@@ -34,7 +34,8 @@ from .core import atomic_path, atomic_write_json, get_setting, project_root
 __all__ = ['RESERVED_PARAMS', 'LIST_SYNTAX', 'normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs',
            'list_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'parse_parameters',
            'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'check_params', 'resolve_params',
-           'study_values', 'executed_parameters', 'current_run', 'ensure_kernel', 'run_study']
+           'Comparison', 'compare_runs', 'plot_comparison', 'latest_run', 'find_run', 'study_values',
+           'executed_parameters', 'current_run', 'ensure_kernel', 'run_study']
 
 # %% ../nbs/09_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:
@@ -364,6 +365,100 @@ def resolve_params(study:str, # name of a notebook in the studies folder
         out[name] = v
     check_params(study, out, spec)
     return normalise_params(out)
+
+# %% ../nbs/09_runs.ipynb #3461c4ae
+class Comparison:
+    "Result of `compare_runs`: `df` (run_id, varying parameters, labels, metrics) and the names of each group."
+    def __init__(self, study, table, df, params, labels, metrics, same):
+        self.study, self.table, self.df, self.params, self.labels, self.metrics, self.same = study, table, df, params, labels, metrics, same
+    def __repr__(self): return f"Comparison({self.study!r}, {self.table!r}: {self.df.run_id.nunique()} runs, params {self.params}, metrics {self.metrics})"
+
+def _pval(v): return json.dumps(v, sort_keys=True, default=str)
+
+def compare_runs(study:str, # study name
+                 table:str="results", # which table of each run
+                 runs_dir=None, # default: the `runs_dir` setting
+                 metrics:list[str]|None=None, # numeric columns to keep (default: every numeric column of `table`)
+                ) -> Comparison:
+    """The complete runs of `study` side by side, by parameter. Raises `StudyError` for an unknown study, fewer than
+    2 complete runs holding `table`, or an unknown metric."""
+    study_path(study)                                       # an unknown study names the known ones
+    where = Path(get_setting("runs_dir", runs_dir))/study
+    runs = [r for r in iter_runs(study, runs_dir) if r.is_complete]
+    have = [r for r in runs if r.has_table(table)]
+    if len(have) < 2:
+        tables = sorted({t for r in runs for t in r.tables()})
+        what = f"{len(runs)} complete" if len(have) == len(runs) else f"{len(runs)} complete, {len(have)} with a {table!r} table (tables: {', '.join(tables) or 'none'})"
+        raise StudyError(f"compare needs at least 2 complete runs of {study!r} with a {table!r} table; {where} has {what}. "
+                         f"Run it with other parameters first: `adaptbench run {study} -p NAME VALUE` or `adaptbench sweep`")
+    pkeys = sorted({k for r in have for k in r.params} - RESERVED_PARAMS)
+    varying = [k for k in pkeys if len({_pval(r.params.get(k)) for r in have}) > 1]
+    same = {k: have[0].params.get(k) for k in pkeys if k not in varying}
+    df = load_results(study, table, runs_dir=runs_dir)
+    own = [c for c in df.columns if c != "run_id" and c not in pkeys]
+    numeric = [c for c in own if pd.api.types.is_numeric_dtype(df[c])]
+    labels = [c for c in own if c not in numeric]
+    if metrics:
+        if bad := [m for m in metrics if m not in numeric]:
+            raise StudyError(f"unknown metric(s) {', '.join(map(repr, bad))} in {table!r}; its numeric columns: {', '.join(numeric) or 'none'}")
+        numeric = list(metrics)
+    df = df[["run_id", *varying, *labels, *numeric]]
+    try: df = df.sort_values(varying, kind="stable") if varying else df
+    except TypeError: pass                                  # mixed types in a column: keep the run order
+    return Comparison(study, table, df.reset_index(drop=True), varying, labels, numeric, same)
+
+def plot_comparison(cmp:Comparison, # from `compare_runs`
+                    metric:str|None=None, # a metric of `cmp` (default: its first)
+                    ax=None):
+    """`metric` against the varying parameter (a numeric axis when exactly one numeric parameter varies, else one
+    tick per run named by its parameters), one line per label (e.g. per mechanism). Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    if not cmp.metrics: raise StudyError(f"the {cmp.table!r} table of {cmp.study!r} has no numeric column to plot")
+    metric = metric or cmp.metrics[0]
+    if metric not in cmp.metrics: raise StudyError(f"unknown metric {metric!r}; metrics: {', '.join(cmp.metrics)}")
+    df = cmp.df
+    numeric_x = len(cmp.params) == 1 and pd.api.types.is_numeric_dtype(df[cmp.params[0]])
+    if numeric_x: x, xlabel, ticks = df[cmp.params[0]].astype(float), cmp.params[0], None
+    else:
+        name = lambda g: ", ".join(f"{p}={g[p]}" for p in cmp.params) or g["run_id"][:8]
+        order = list(dict.fromkeys(df.run_id))
+        x, xlabel = df.run_id.map({r: i for i, r in enumerate(order)}), "run"
+        ticks = [name(df[df.run_id == r].iloc[0]) for r in order]
+    ax = ax or plt.subplots(figsize=(max(6, 1.2 * (len(ticks or []) + 2)), 4))[1]
+    groups = df.groupby(cmp.labels, sort=False, dropna=False) if cmp.labels else [((), df)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        xs = x[g.index]; o = np.argsort(xs.values, kind="stable")
+        ax.plot(xs.values[o], g[metric].astype(float).values[o], marker="o",
+                label=", ".join(map(str, key)) if cmp.labels else None)
+    if ticks is not None: ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right", fontsize=8)
+    elif pd.api.types.is_integer_dtype(df[cmp.params[0]]):
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=xlabel, ylabel=metric, title=f"{cmp.study}: {metric} ({cmp.table}) across {df.run_id.nunique()} runs")
+    if cmp.labels: ax.legend(title=", ".join(cmp.labels), fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return ax
+
+def _updated(r:Run) -> str: return r.status.get("updated") or ""
+
+def latest_run(study:str, runs_dir=None, complete:bool=True) -> Run:
+    "The most recently updated (complete) run of `study`; `StudyError` if there is none."
+    runs = [r for r in iter_runs(study, runs_dir) if r.is_complete or not complete]
+    if not runs:
+        raise StudyError(f"no {'complete ' if complete else ''}run of {study!r} in {Path(get_setting('runs_dir', runs_dir))/study}; "
+                         f"start one with `adaptbench run {study}`")
+    return max(runs, key=lambda r: (_updated(r), (r.dir/"params.json").stat().st_mtime))
+
+def find_run(study:str, which:str, runs_dir=None) -> Run:
+    "The run of `study` named by `which`: a run folder, a run id or a unique prefix of one; `StudyError` otherwise."
+    if (Path(which)/"params.json").is_file(): return Run.from_dir(Path(which).resolve())
+    runs = list(iter_runs(study, runs_dir))
+    hits = [r for r in runs if r.id == which] or [r for r in runs if r.id.startswith(which)]
+    if len(hits) == 1: return hits[0]
+    ids = ", ".join(r.id for r in (hits or runs)) or "none"
+    raise StudyError(f"{'ambiguous' if hits else 'no'} run {which!r} of {study!r}; "
+                     f"{'matches' if hits else 'runs'}: {ids} (see `adaptbench results {study} --list`)")
 
 # %% ../nbs/09_runs.ipynb #10e89709
 def study_values(study:str, # name of a notebook in the studies folder

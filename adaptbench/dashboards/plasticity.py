@@ -16,8 +16,8 @@ from ..core import AdaptbenchError
 from ..runs import Run
 
 # %% auto #0
-__all__ = ['STATE_COLORS', 'DashboardError', 'run_series', 'load_series', 'unit_states', 'plot_unit_map', 'plot_timeline',
-           'PlasticityDashboard']
+__all__ = ['STATE_COLORS', 'CLONE_CMAP', 'DashboardError', 'run_series', 'load_series', 'unit_states', 'unit_counts',
+           'counts_text', 'plot_unit_map', 'plot_timeline', 'PlasticityDashboard']
 
 # %% ../../nbs/11b_plasticity_dashboard.ipynb #d1793be3
 class DashboardError(AdaptbenchError, ValueError):
@@ -41,6 +41,7 @@ def load_series(run:Run|str|Path, key:str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 # %% ../../nbs/11b_plasticity_dashboard.ipynb #86b45639
 STATE_COLORS = {"healthy": "#e8e8e8", "dormant": "#f0c05a", "frozen": "#c0392b"}
+CLONE_CMAP = "winter"   # clone groups: one shade each
 
 def unit_states(units:pd.DataFrame, step:int) -> pd.DataFrame:
     "Per-unit state at `step`: frozen > dormant > cloned > healthy (a frozen clone counts as frozen)."
@@ -49,30 +50,53 @@ def unit_states(units:pd.DataFrame, step:int) -> pd.DataFrame:
     u["state"] = np.select([u.frozen, u.dormant, u.clone_group >= 0], ["frozen", "dormant", "cloned"], "healthy")
     return u
 
-def plot_unit_map(units:pd.DataFrame, step:int, ax=None, title:str=""):
-    "One row per layer, one cell per unit, coloured by state at `step`; clone groups get distinct blues."
+def unit_counts(u:pd.DataFrame) -> dict:
+    """Counts over the units of one step (from `unit_states`), with ONE definition of each: `frozen` (no gradient
+    through the unit), `dormant` (ReDo score ≤ τ — *every* dormant unit, the frozen ones included, as the timeline's
+    `dormant_frac`), `dormant_and_frozen`, `cloned` (in a clone group, whatever else), and the exclusive map states
+    `only_dormant` (dormant, not frozen) and `healthy`."""
+    return dict(frozen=int(u.frozen.sum()), dormant=int(u.dormant.sum()), dormant_and_frozen=int((u.dormant & u.frozen).sum()),
+                cloned=int((u.clone_group >= 0).sum()), only_dormant=int((u.state == "dormant").sum()),
+                healthy=int((u.state == "healthy").sum()), units=len(u))
+
+def counts_text(u:pd.DataFrame) -> str:
+    "One line with the counts of `unit_counts`, the same in the dashboard's status and the unit map's title."
+    c = unit_counts(u)
+    return (f"{c['frozen']} frozen, {c['dormant']} dormant (ReDo; {c['dormant_and_frozen']} of them frozen too), "
+            f"{c['cloned']} in clone groups, {c['healthy']} healthy of {c['units']} units")
+
+def plot_unit_map(units:pd.DataFrame, step:int, ax=None, title:str="", colorbar:bool=True):
+    """One row per layer, one cell per unit, coloured by state at `step` (frozen; dormant and not frozen; cloned —
+    each clone group its own shade; healthy), with a colour bar naming the states."""
     import matplotlib.pyplot as plt
-    from matplotlib.colors import to_rgb
+    from matplotlib.colors import ListedColormap, BoundaryNorm, to_rgb
+    from matplotlib.cm import ScalarMappable
     u = unit_states(units, step)
     layers = list(dict.fromkeys(u.layer))
     width = int(u.groupby("layer").unit.max().max()) + 1
     img = np.ones((len(layers), width, 3))
-    blues = plt.get_cmap("winter")
+    blues = plt.get_cmap(CLONE_CMAP)
     for r, layer in enumerate(layers):
         lu = u[u.layer == layer]
         n_groups = max(1, int(lu.clone_group.max()) + 1)
         for unit, state, g in zip(lu.unit, lu.state, lu.clone_group):
             img[r, unit] = blues(g / max(1, n_groups - 1))[:3] if state == "cloned" else to_rgb(STATE_COLORS[state])
-    ax = ax or plt.subplots(figsize=(8, 0.5 + 0.5 * len(layers)))[1]
+    ax = ax or plt.subplots(figsize=(8, 0.8 + 0.5 * len(layers)))[1]
     ax.imshow(img, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(layers)), [f"layer {l}" for l in layers]); ax.set_xlabel("unit"); ax.grid(False)
-    counts = u.groupby("state").size().to_dict()
-    ax.set_title(title or f"units at step {step}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in ["frozen", "dormant", "cloned", "healthy"]), fontsize=9)
+    ax.set_title(title or f"units at step {step}: {counts_text(u)}", fontsize=9)
+    if colorbar:
+        names = ["healthy", "dormant, not frozen", "frozen", "cloned (shade = group)"]
+        cmap = ListedColormap([STATE_COLORS["healthy"], STATE_COLORS["dormant"], STATE_COLORS["frozen"], blues(0.5)])
+        cb = ax.figure.colorbar(ScalarMappable(BoundaryNorm(np.arange(5) - 0.5, 4), cmap), ax=ax, ticks=range(4), fraction=0.05, pad=0.02)
+        cb.ax.set_yticklabels(names, fontsize=8); cb.outline.set_visible(False)
+        ax.unit_colorbar = cb
     return ax
 
 def plot_timeline(diag:pd.DataFrame, step:int|None=None, ax=None,
                   metrics:tuple=("frozen_frac", "dormant_frac", "cloned_frac")):
-    "Unit-weighted fractions over training steps (variant in the legend), effective rank on a twin axis; cursor at `step`."
+    """Unit-weighted fractions over training steps (variant in the legend), effective rank on a twin axis; cursor at
+    `step`. The legend sits below the axes, off the curves."""
     import matplotlib.pyplot as plt
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     d = diag[diag.layer != "model"]
@@ -80,40 +104,67 @@ def plot_timeline(diag:pd.DataFrame, step:int|None=None, ax=None,
         s = d[d.metric == m]
         v = (s.value * s.n_units).groupby(s.step).sum() / s.n_units.groupby(s.step).sum()
         ax.plot(v.index, v.values, label=f"{m} [{s.variant.iloc[0]}]")
-    ax.set(xlabel="step", ylabel="fraction of units", ylim=(-0.02, 1.02))
+    ax.set(xlabel="step", ylabel="fraction of units", ylim=(0, 1))
     ax2 = ax.twinx(); e = d[d.metric == "erank"].groupby("step").value.mean()
     ax2.plot(e.index, e.values, "k--", lw=1, label="effective rank (mean over layers)"); ax2.set_ylabel("effective rank"); ax2.grid(False)
     if step is not None: ax.axvline(step, color="grey", lw=1)
     lines = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
-    ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=7, loc="upper left")
+    ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=7, loc="upper left",
+              bbox_to_anchor=(0, -0.2), ncol=1, frameon=False)
     return ax
 
 # %% ../../nbs/11b_plasticity_dashboard.ipynb #2d79dded
+def _in_ipython() -> bool:
+    from IPython import get_ipython
+    return get_ipython() is not None
+
 class PlasticityDashboard:
     "Scrub through a stored plasticity run: diagnostics over time and the unit map at the chosen step."
     def __init__(self, run:Run|str|Path, # a Run or its folder
+                 mitigation:str|None=None, # series shown first (default: the run's first mitigation)
+                 seed:int|None=None, # seed shown first (default: the smallest)
+                 step:int|None=None, # step shown first (default: the last stored)
                 ):
         import ipywidgets as W
         self.run = run if isinstance(run, Run) else Run.from_dir(run)
         self.series = run_series(self.run)
-        self.w_mit = W.Dropdown(options=list(dict.fromkeys(self.series.mitigation)), description="mitigation")
-        self.w_seed = W.Dropdown(options=sorted(self.series.seed.unique().tolist()), description="seed")
+        order = [m for m in self.run.params.get("mitigations", []) if m in set(self.series.mitigation)]
+        mits = list(dict.fromkeys(order + list(self.series.mitigation)))
+        if mitigation is not None and mitigation not in mits:
+            raise DashboardError(f"run {self.run.dir} has no series for mitigation {mitigation!r}; it has {', '.join(mits)}")
+        self.w_mit = W.Dropdown(options=mits, value=mitigation or mits[0], description="mitigation")
+        seeds = sorted(self.series.seed.unique().tolist())
+        self.w_seed = W.Dropdown(options=seeds, value=seed if seed in seeds else seeds[0], description="seed")
         self.w_step = W.SelectionSlider(options=[0], description="step", continuous_update=False, layout=W.Layout(width="60%"))
         self.out, self.info = W.Output(), W.HTML()
         self.w_mit.observe(lambda _: self._load(), "value"); self.w_seed.observe(lambda _: self._load(), "value")
         self.w_step.observe(lambda _: self.draw(), "value")
         self.widget = W.VBox([W.HBox([self.w_mit, self.w_seed]), self.w_step, self.info, self.out])
-        self._load()
+        self._load(step)
 
-    def _load(self):
+    @classmethod
+    def from_run(cls, run:Run|str|Path, **kw) -> "PlasticityDashboard":
+        "The dashboard over a stored `plasticity_traps` run, opening on its first mitigation (the run's own order) and last step."
+        return cls(run, **kw)
+
+    def _load(self, step:int|None=None):
+        "Load the chosen series; the slider keeps its step (or the nearest stored one) across mitigations and seeds."
         row = self.series[(self.series.mitigation == self.w_mit.value) & (self.series.seed == self.w_seed.value)]
         if row.empty: self.diag = self.units = None; self.info.value = "<i>no such series</i>"; return
+        keep = step if step is not None else (self.w_step.value if getattr(self, "units", None) is not None else None)
         self.diag, self.units = load_series(self.run, row.key.iloc[0])
         steps = sorted(self.units.step.unique().tolist())
         self._busy = True
-        try: self.w_step.options = steps; self.w_step.value = steps[-1]
+        try:
+            self.w_step.options = steps
+            self.w_step.value = steps[-1] if keep is None else min(steps, key=lambda s: (abs(s - keep), s))
         finally: self._busy = False
         self.draw()
+
+    def describe(self) -> str:
+        "The current view in one line (what the status line says, as text)."
+        u = unit_states(self.units, self.w_step.value)
+        return f"{self.w_mit.value}, seed {self.w_seed.value}, step {self.w_step.value} (task {int(u.task.iloc[0])}): {counts_text(u)}"
 
     def draw(self):
         "Redraw both views at the slider's step; returns the figure."
@@ -122,15 +173,17 @@ class PlasticityDashboard:
         step = self.w_step.value
         u = unit_states(self.units, step)
         sizes = u[u.clone_group >= 0].groupby(["layer", "clone_group"]).size()
-        task = int(u.task.iloc[0])
-        self.info.value = (f"<b>{self.w_mit.value}</b>, seed {self.w_seed.value}, step {step} (task {task}): "
-                           f"{int(u.frozen.sum())} frozen, {int(u.dormant.sum())} dormant, "
-                           f"clone groups (layer:size) {', '.join(f'{l}:{n}' for (l, _), n in sizes.items()) or 'none'}")
-        fig, axes = plt.subplots(1, 2, figsize=(14, 3.8), gridspec_kw=dict(width_ratios=[1, 1.4]))
+        dv = self.diag[self.diag.metric == "dormant_frac"].variant
+        self.info.value = (f"<b>{self.w_mit.value}</b>, seed {self.w_seed.value}, step {step} (task {int(u.task.iloc[0])}): "
+                           f"{counts_text(u)}; clone groups (layer:size) {', '.join(f'{l}:{n}' for (l, _), n in sizes.items()) or 'none'}"
+                           f"<br><small>dormant: {dv.iloc[0] if len(dv) else 'ReDo score ≤ τ'}; the map colours frozen units red even when they are dormant too</small>")
+        fig, axes = plt.subplots(1, 2, figsize=(14, 4.4), gridspec_kw=dict(width_ratios=[1, 1.4]))
         plot_timeline(self.diag, step, axes[0]); plot_unit_map(self.units, step, axes[1])
         fig.tight_layout()
         self.out.clear_output(wait=True)
-        with self.out: plt.show(fig)
+        if _in_ipython():
+            from IPython.display import display
+            with self.out: display(fig)
         plt.close(fig)
         self.fig = fig
         return fig

@@ -30,22 +30,32 @@ class RiskDashboard:
                  seed:int=0, # seed of the calibration/test split
                  eps:tuple=(0.3, 0.1), # initial targets (wrong, premature)
                  delta:float=0.1, # initial δ
+                 signal:str|None=None, # initial signal (default: confidence if recorded, else the first)
+                 policy:str="upper", # initial mechanism, a key of `standard_policies`
+                 p_value:str="hoeffding_bentkus", # initial p-value, a key of `adaptbench.risk.P_VALUES`
+                 fwer:str="fixed_sequence", # initial family-wise error control, a key of `adaptbench.risk.FWER`
+                 other_signal:str|None=None, # second signal of the any-signal ensemble (default: the next recorded one)
+                 n_budgets:int|None=None, # fixed budgets of the fixed-budget mechanism (default: one per probe, as the study)
                 ):
         if not 0 < cal_fraction < 1: raise ValueError(f"cal_fraction must be in (0, 1), got {cal_fraction}")
         self.tr, self.signals = traces, sorted(traces.signals)
-        perm = np.random.default_rng([0xCA1, seed]).permutation(traces.n)
+        self.other_signal, self.n_budgets = other_signal, n_budgets or traces.n_probes
+        perm = np.random.default_rng([0xCA1, seed]).permutation(traces.n)     # the split the study draws
         k = int(round(cal_fraction * traces.n))
         self.cal, self.test = traces.subset(perm[:k]), traces.subset(perm[k:])
         self._cache, self.result, self.calibration = {}, None, None
-        sig = "confidence" if "confidence" in self.signals else self.signals[0]
+        sig = signal or ("confidence" if "confidence" in self.signals else self.signals[0])
+        for name, v, known in [("signal", sig, self.signals), ("policy", policy, list(self._policies(sig))),
+                               ("p_value", p_value, sorted(P_VALUES)), ("fwer", fwer, sorted(FWER))]:
+            if v not in known: raise ValueError(f"{name} {v!r} is not one of {', '.join(known)}")
         W = dict(continuous_update=False, style=dict(description_width="initial"))
         self.eps_wrong = widgets.FloatSlider(value=eps[0], min=0.01, max=0.8, step=0.01, description="ε wrong", **W)
         self.eps_premature = widgets.FloatSlider(value=eps[1], min=0.01, max=0.8, step=0.01, description="ε premature", **W)
         self.delta = widgets.FloatSlider(value=delta, min=0.01, max=0.5, step=0.01, description="δ", **W)
         self.signal = widgets.Dropdown(options=self.signals, value=sig, description="signal")
-        self.policy = widgets.Dropdown(options=list(self._policies(sig)), value="upper", description="mechanism")
-        self.p_value = widgets.Dropdown(options=sorted(P_VALUES), value="hoeffding_bentkus", description="p-value")
-        self.fwer = widgets.Dropdown(options=sorted(FWER), value="fixed_sequence", description="FWER")
+        self.policy = widgets.Dropdown(options=list(self._policies(sig)), value=policy, description="mechanism")
+        self.p_value = widgets.Dropdown(options=sorted(P_VALUES), value=p_value, description="p-value")
+        self.fwer = widgets.Dropdown(options=sorted(FWER), value=fwer, description="FWER")
         self.out, self.info = widgets.Output(), widgets.HTML()
         for w in self.controls: w.observe(self.update, names="value")
         self.update()
@@ -59,8 +69,8 @@ class RiskDashboard:
     def controls(self): return [self.eps_wrong, self.eps_premature, self.delta, self.signal, self.policy, self.p_value, self.fwer]
 
     def _policies(self, signal):
-        other = next((s for s in self.signals if s != signal), None)
-        return standard_policies(signal, budget=self.tr.budget, other_signal=other)
+        other = self.other_signal if self.other_signal not in (None, signal) else next((s for s in self.signals if s != signal), None)
+        return standard_policies(signal, budget=self.tr.budget, n_budgets=self.n_budgets, other_signal=other)
 
     def replayed(self, signal:str, name:str) -> dict:
         "Cached calibration and test replays of mechanism `name` on `signal`."
@@ -72,6 +82,27 @@ class RiskDashboard:
         return self._cache[key]
 
 # %% ../../nbs/11_dashboards.ipynb #b51a65e2
+def _fmt_config(cfg:dict, eq:str="=") -> str:
+    return ", ".join(f"{k}{eq}{v:.3g}" if isinstance(v, float) else f"{k}{eq}{v}" for k, v in cfg.items()
+                     if k != "config" and not (isinstance(v, float) and np.isnan(v)))
+
+def _status(self) -> str:
+    "The status line: the chosen configuration and its cost (and why it can exceed the full budget), or why none."
+    res = self.result
+    if not res.ok:
+        why = res.guarantee.removeprefix("no valid configuration: ")
+        return f"<b>no valid configuration</b> for {self.policy.value} on {self.signal.value}: {why}"
+    cfg = _fmt_config(res.chosen_config, " = ")
+    cost, full = res.cost_hat[res.chosen], self.cal.final_tokens.mean()
+    head = f"<b>chosen</b>: {cfg} — {cost:.0f} tokens vs {full:.0f} at the full budget"
+    pol = self.replayed(self.signal.value, self.policy.value)["policy"]
+    if cost > full:
+        probe = self.cal.probe_tokens[self.cal.probe_tokens > 0].mean()
+        head += (f" (more, because {self.policy.value} reads a probe after every {self.tr.budget / self.tr.n_probes:g} "
+                 f"reasoning tokens and each probe costs ≈ {probe:.1f} tokens, counted in its cost; the full budget "
+                 f"reads none)" if pol.uses_probes else " (more: its stops land after the traces' natural end)")
+    return f"{head}<br><small>{res.guarantee}</small>"
+
 def _update(self, *_):
     "Recompute the certified configurations for the current slider values and redraw."
     if self.policy.value not in self._policies(self.signal.value):
@@ -88,25 +119,61 @@ def _update(self, *_):
         for ax, k in zip(axs, ("wrong", "premature")):
             ax.plot(fb.cost.mean(1), fb.loss[k].mean(1), color="0.6", marker=".", lw=1, label="fixed budget")
             x, y = tok.mean(1), L[k].mean(1)
-            ax.scatter(x[~res.valid], y[~res.valid], s=14, color="C0", alpha=0.35, label="not certified")
+            ax.scatter(x[~res.valid], y[~res.valid], s=16, facecolors="none", edgecolors="0.55", linewidths=0.8,
+                       label="not certified (hollow)")
             ax.scatter(x[res.valid], y[res.valid], s=22, color="C2", label="certified")
             if res.ok:
                 ax.scatter(x[res.chosen], y[res.chosen], s=160, marker="*", color="C3", zorder=5,
                            label=f"chosen (test risk {Lt[k][res.chosen].mean():.3f})")
-            ax.axhline(eps[k], color="C3", ls="--", lw=1)
+            ax.axhline(eps[k], color="C3", ls="--", lw=1, label="target ε")
             ax.set(xlabel="mean tokens (calibration half)", ylabel=f"{k} risk", ylim=(-0.02, 1.02))
             ax.legend(fontsize=8, loc="upper right")
-        fig.suptitle(f"{self.policy.value} on {self.signal.value}: n = {res.n}, δ = {self.delta.value:g}")
-        plt.show()
-    head = (f"<b>chosen</b>: {', '.join(f'{k} = {v}' for k, v in res.chosen_config.items() if not (isinstance(v, float) and np.isnan(v)))}"
-            f" — {res.cost_hat[res.chosen]:.0f} tokens vs {self.cal.final_tokens.mean():.0f} at the full budget"
-            if res.ok else "<b>no valid configuration</b>")
-    self.info.value = f"{head}<br><small>{res.guarantee}</small>"
+        fig.suptitle(f"{self.policy.value} on {self.signal.value}: n = {res.n}, δ = {self.delta.value:g}"
+                     + ("" if res.ok else " — nothing certified"))
+        self.fig = fig
+        plt.show(); plt.close(fig)
+    self.info.value = self.status()
 
 RiskDashboard.update = _update
+RiskDashboard.status = _status
+RiskDashboard.describe = lambda self: (f"{self.policy.value} on {self.signal.value}, ε = ({self.eps_wrong.value:g}, "
+    f"{self.eps_premature.value:g}), δ = {self.delta.value:g}, {self.p_value.value} + {self.fwer.value}, "
+    f"{self.cal.n} calibration / {self.test.n} test: " + ("chosen " + _fmt_config(self.result.chosen_config) if self.result.ok else "no valid configuration"))
 
 def _widget(self) -> widgets.Widget:
     "The dashboard: controls, the certified choice and the plot."
     return widgets.VBox([widgets.HBox(self.controls[:3]), widgets.HBox(self.controls[3:]), self.info, self.out])
 RiskDashboard.widget = _widget
 RiskDashboard._ipython_display_ = lambda self: display(self.widget())
+
+# %% ../../nbs/11_dashboards.ipynb #30c1cf9d
+def _chosen_mechanism(run) -> str|None:
+    "The mechanism a stored run certified: the efficiency-loss choice, else the first certified one, else None."
+    if not run.has_table("chosen_thresholds"): return None
+    ch = run.read_table("chosen_thresholds")
+    ok = ch[ch.ok.astype(bool) & ch.chosen.notna()]
+    best = ok[ok.mechanism == "all (efficiency loss)"]
+    if len(best): return str(best.chosen.iloc[0]).split(":")[0].strip()
+    return str(ok.mechanism.iloc[0]) if len(ok) else None
+
+def _from_run(cls, run, **kw) -> "RiskDashboard":
+    """The dashboard over a stored `risk_controlled_budgets` run (a `Run` or its folder), opening on the run's own
+    ε, δ, p-value, FWER, split and signals, and on the mechanism it certified; `kw` overrides any of them."""
+    from pathlib import Path
+    from adaptbench.core import StudyError
+    from adaptbench.runs import Run
+    run = run if isinstance(run, Run) else Run.from_dir(Path(run))
+    if not (run.has_table("probes") and run.has_table("instances")):
+        raise StudyError(f"run {run.dir} has no probes/instances tables: it is not a finished risk_controlled_budgets run")
+    p = run.params
+    sigs = [s.strip() for s in str(p.get("signals", "")).split(",") if s.strip()]
+    tr = from_tables(run.read_table("probes").drop(columns="run_id", errors="ignore"),
+                     run.read_table("instances").drop(columns="run_id", errors="ignore"))
+    mechs = [m.strip() for m in str(p.get("policies", "")).split(";") if m.strip()]
+    args = dict(cal_fraction=p.get("cal_fraction", 0.5), seed=p.get("seed", 0),
+                eps=(p.get("eps_wrong", 0.3), p.get("eps_premature", 0.1)), delta=p.get("delta", 0.1),
+                p_value=p.get("p_value", "hoeffding_bentkus"), fwer=p.get("fwer", "fixed_sequence"),
+                signal=sigs[0] if sigs else None, other_signal=sigs[1] if len(sigs) > 1 else None,
+                policy=_chosen_mechanism(run) or (mechs[0] if mechs else "upper"))
+    return cls(tr, **{**args, **kw})
+RiskDashboard.from_run = classmethod(_from_run)

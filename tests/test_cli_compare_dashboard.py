@@ -1,0 +1,111 @@
+"""`adaptbench compare` (the complete runs of a study side by side) and `adaptbench dashboard` (a study's dashboard on a stored run)."""
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from adaptbench.cli import main
+from adaptbench.runs import Run
+from conftest import make_study
+
+CMP_PARAMS = 'lr = 0.1  # learning rate\nn = 2  # size\nrun_dir = ""  # set by the runner'
+CMP_BODY = ("import pandas as pd\nfrom adaptbench.runs import current_run\n"
+            "run = current_run('cmp', globals())\n"
+            "run.write_table(pd.DataFrame({'method': ['a', 'b'], 'acc': [n * lr, 2 * n * lr], 'loss': [1 / n, 2 / n]}))\n"
+            "run.write_table(pd.DataFrame({'x': [n]}), 'extra')")
+
+
+@pytest.fixture
+def cmp_study(studies):
+    make_study(studies, "cmp", CMP_PARAMS, CMP_BODY)
+    return studies
+
+
+def test_compare_needs_two_complete_runs_and_a_known_study(cmp_study, runs_dir, capsys):
+    assert main(["compare", "nope"]) == 2 and "unknown study 'nope'" in capsys.readouterr().err
+    assert main(["compare", "cmp"]) == 2 and "at least 2 complete runs" in capsys.readouterr().err
+    assert main(["run", "cmp", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", "cmp"]) == 2
+    assert "has 1 complete" in capsys.readouterr().err
+
+
+def test_compare_table_and_figure(cmp_study, runs_dir, tmp_path, capsys):
+    for n in (1, 2, 4): assert main(["run", "cmp", "-p", "n", str(n), "--quiet"]) == 0
+    capsys.readouterr()
+    fig = tmp_path / "cmp.png"
+    assert main(["compare", "cmp", "--out", str(fig)]) == 0
+    out = capsys.readouterr().out
+    assert "3 complete runs" in out and "differing: n" in out and "metrics: acc, loss" in out
+    assert "same in every run: lr=0.1" in out and f"figure: {fig}" in out
+    assert fig.stat().st_size > 5000 and fig.read_bytes()[:4] == b"\x89PNG"
+    head = next(l for l in out.splitlines() if l.split()[:1] == ["run_id"])
+    assert head.split() == ["run_id", "n", "method", "acc", "loss"]          # lr is shared: not a column
+    assert main(["compare", "cmp", "--format", "csv", "--columns", "n,method,acc", "--no-figure"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "n,method,acc"
+    rows = [l.split(",") for l in lines[1:]]
+    assert [(int(n), m, float(a)) for n, m, a in rows] == [(n, m, k * n * 0.1) for n in (1, 2, 4) for m, k in (("a", 1), ("b", 2))]
+    assert main(["compare", "cmp", "--format", "json", "--metrics", "loss", "--no-figure"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 6 and set(recs[0]) == {"run_id", "n", "method", "loss"}
+    assert main(["compare", "cmp", "--table", "extra", "--no-figure", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "run_id,n,x"
+    default_fig = runs_dir / "cmp" / "compare-results.png"
+    assert main(["compare", "cmp", "--metric", "loss"]) == 0 and default_fig.exists()
+    capsys.readouterr()
+    for argv, message in [(["compare", "cmp", "--table", "nope"], "with a 'nope' table"),
+                          (["compare", "cmp", "--metrics", "zz"], "unknown metric(s) 'zz'"),
+                          (["compare", "cmp", "--metric", "zz"], "unknown metric 'zz'"),
+                          (["compare", "cmp", "--columns", "zz"], "unknown column(s) 'zz'")]:
+        assert main(argv) == 2 and message in capsys.readouterr().err, argv
+
+
+def fake_risk_run(runs_dir, **over):
+    "A complete risk_controlled_budgets run on synthetic traces whose chosen_thresholds certified `upper + lower`."
+    from adaptbench.policies import SyntheticTraces, to_tables
+    params = dict(eps_wrong=0.3, eps_premature=0.1, delta=0.2, p_value="binomial", fwer="holm", cal_fraction=0.6,
+                  seed=5, signals="confidence,certaindex", policies="fixed budget;upper;upper + lower", **over)
+    run = Run.create("risk_controlled_budgets", params, runs_dir)
+    for t, name in zip(to_tables(SyntheticTraces().sample(400, seed=0)), ("probes", "instances")): run.write_table(t, name)
+    run.write_table(pd.DataFrame(dict(mechanism=["upper", "upper + lower", "all (efficiency loss)"], ok=[False, True, True],
+                                      chosen=[None, "upper + lower: a=0.1", "upper + lower: a=0.1"])), "chosen_thresholds")
+    run.mark("complete")
+    return run
+
+
+def test_dashboard_writes_a_notebook_that_opens_the_run(runs_dir, tmp_path, capsys):
+    assert main(["dashboard", "risk_controlled_budgets", "--no-open"]) == 2
+    assert "no complete run of 'risk_controlled_budgets'" in capsys.readouterr().err
+    older = fake_risk_run(runs_dir, splits=3)
+    run = fake_risk_run(runs_dir, splits=4)
+    (older.dir / "status.json").write_text(json.dumps(dict(state="complete", updated="2020-01-01T00:00:00")))
+    assert main(["dashboard", "risk_controlled_budgets", "--no-open"]) == 0        # the latest complete run
+    out = capsys.readouterr().out
+    path = run.dir / "dashboard.ipynb"
+    assert f"run {run.id}" in out and f"jupyter lab {path}" in out
+    assert "upper + lower on confidence, ε = (0.3, 0.1), δ = 0.2, binomial + holm, 240 calibration / 160 test: chosen" in out
+    nb = nbformat.read(path, as_version=4)
+    code = nb.cells[-1].source
+    assert repr(str(run.dir)) in code and "RiskDashboard.from_run(run)" in code and run.id in nb.cells[0].source
+    ns = {}
+    exec(code.replace("RiskDashboard.from_run(run)", "dash = RiskDashboard.from_run(run)"), ns)
+    dash = ns["dash"]                                                         # the notebook's dashboard: the run's own parameters
+    assert (dash.eps_wrong.value, dash.delta.value, dash.fwer.value, dash.policy.value) == (0.3, 0.2, "holm", "upper + lower")
+    assert dash.result.ok and "<b>chosen</b>" in dash.info.value
+    other = tmp_path / "mine.ipynb"
+    assert main(["dashboard", "risk_controlled_budgets", older.id[:7], "--print", "--out", str(other)]) == 0
+    assert f"run {older.id}" in capsys.readouterr().out and str(older.dir) in other.read_text()
+
+
+def test_dashboard_errors(runs_dir, capsys):
+    fake_risk_run(runs_dir)
+    for argv, message in [(["dashboard", "smoke"], "study 'smoke' has no dashboard; studies with one: plasticity_traps, risk_controlled_budgets"),
+                          (["dashboard", "nope"], "unknown study 'nope'"),
+                          (["dashboard", "risk_controlled_budgets", "zzz", "--no-open"], "no run 'zzz'")]:
+        assert main(argv) == 2 and message in capsys.readouterr().err, argv
+    bare = Run.create("risk_controlled_budgets", {"x": 1}, runs_dir)
+    bare.mark("complete")
+    assert main(["dashboard", "risk_controlled_budgets", bare.id, "--no-open"]) == 2
+    assert "no probes/instances tables" in capsys.readouterr().err
