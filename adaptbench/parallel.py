@@ -129,7 +129,7 @@ class SampleRecords:
         df = df.sort_values(["instance", "sample"], kind="stable")
         inst = df["instance"].drop_duplicates().to_numpy()
         k = len(df) // max(len(inst), 1)
-        if len(inst) * k != len(df) or not (df.groupby("instance", sort=False)["sample"].apply(list) == [list(range(k))] * len(inst)).all():
+        if len(inst) * k != len(df) or not df.groupby("instance", sort=False)["sample"].agg(lambda s: list(s) == list(range(k))).all():
             raise ParallelError("every instance needs the same samples 0..k−1; the table is ragged")
         col = lambda c: df[c].to_numpy().reshape(len(inst), k)
         ans = np.where(pd.isna(df["answer"]).to_numpy(), None, df["answer"].to_numpy().astype(object)).reshape(len(inst), k)
@@ -153,7 +153,7 @@ def agreement_stop(codes:np.ndarray, # (N, k) int answer codes; −1: no parsed 
                    times:np.ndarray, # (N, k) finish steps; inf: still running
                    ms, # (C,) thresholds m ≥ 1 (m = 1: first-finish; m = k: majority of all k)
                   ) -> tuple[np.ndarray, np.ndarray]: # stop (C, N) step (inf: not yet), answer (C, N) code (−1: none)
-    "Stop-when-m-agree for every m: the first step at which m finished samples share an answer; else, once all have finished, the majority vote."
+    "Stop-when-m-agree for every m: the first step at which m finished samples share an answer; else, once all have finished, the majority vote (self-consistency, Wang et al. 2023)."
     codes, times = np.atleast_2d(codes), np.atleast_2d(np.asarray(times, float))
     ms = np.atleast_1d(np.asarray(ms))
     if ms.size == 0 or (ms < 1).any(): raise ParallelError(f"thresholds m must be ≥ 1, got {ms.tolist()}")
@@ -192,7 +192,7 @@ def rule_name(k:int, m:int) -> str:
     return "majority" if m == k else "first_finish" if m == 1 else "m_agree"
 
 class EarlyFinish:
-    "Grid of parallel-sampling rules: draw k samples, stop when m finished ones agree (m = 1 first-finish, m = k majority)."
+    "Grid of parallel-sampling rules: draw k samples, stop when m finished ones agree (m = 1 first-finish, m = k majority vote of Wang et al. 2023)."
     name = "early finish"
     def __init__(self, ks, # sample counts k (each ≥ 1)
                  ms=None,  # thresholds m to try for every k (those ≤ k are kept); None: every m in 1..k
@@ -265,7 +265,7 @@ def coverage_table(recs:SampleRecords, # recorded samples
                    n_orders:int=20,    # random sample orders averaged for the majority accuracy
                    seed:int=0,         # seed of those orders
                   ) -> pd.DataFrame:   # one row per k
-    "Per k: coverage (unbiased pass@k), majority accuracy / error / abstention, expected total tokens of k samples."
+    "Per k: coverage (unbiased pass@k, Chen et al. 2021; as in Brown et al. 2024), majority accuracy / error / abstention, expected tokens of k samples."
     ks = list(range(1, recs.k + 1)) if ks is None else [check_k(k) for k in np.atleast_1d(ks)]
     if max(ks) > recs.k: raise ParallelError(f"k up to {max(ks)} asked; the records hold {recs.k} samples per instance")
     if recs.n == 0: raise ParallelError("no instances in the records")
@@ -321,7 +321,7 @@ def calibrate_early_finish(recs:SampleRecords, # the calibration split
                            p_value:str="binomial", # exact for 0/1 losses; see `risk.P_VALUES`
                            fwer:str="fixed_sequence", # along m = k → 1 for each k
                           ) -> Calibration:
-    "Learn-then-Test over (k, m): the cheapest configuration whose error risk is ≤ ε with probability ≥ 1 − δ."
+    "Learn-then-Test (Angelopoulos et al. 2021) over (k, m): the cheapest configuration whose error risk is ≤ ε with probability ≥ 1 − δ."
     eps, delta = _level("eps", eps), _level("delta", delta)
     if recs.n == 0: raise ParallelError("the calibration split is empty (0 instances); record samples of some instances first")
     return calibrate(EarlyFinish(recs.k if ks is None else ks, ms).replay(recs), eps, delta, p_value, fwer)
@@ -339,7 +339,7 @@ def sample_k(lm:LoadedModel,           # the model
              progress:bool=False,      # progress bar
              chat_kwargs:dict|None=None, # extra chat-template arguments
             ) -> SampleRecords:
-    "Draw and grade k samples per instance: one `SampleRecords`, recorded once and replayed for every rule."
+    "Draw and grade k samples per instance (repeated sampling, Brown et al. 2024): one `SampleRecords`, recorded once, replayed for every rule."
     k = check_k(k)
     if not instances: raise ParallelError("no instances given; pass a non-empty list (e.g. tasks.make_instances(...))")
     if temperature < 0: raise ParallelError(f"temperature must be ≥ 0, got {temperature}")
@@ -452,7 +452,7 @@ def parallel_generate(lm:LoadedModel,  # the model
                       seed:int=0,      # sampling seed
                       force:bool=False, # run a Calibration under other settings than it was recorded with
                      ) -> ParallelResult:
-    "Decode k samples of one prompt as a batch and stop all of them as soon as the rule fires (HF StoppingCriteria)."
+    "Decode k samples of one prompt as a batch and stop all of them as soon as the rule fires (first-finish / m-agree; HF StoppingCriteria)."
     k, m, budget, temperature, style = _resolve_rule(rule, m, k, lm, budget, temperature, style, force)
     if budget < 1: raise ParallelError(f"budget must be ≥ 1, got {budget}")
     inst = prompt if isinstance(prompt, Instance) else None
@@ -493,14 +493,14 @@ def plot_parallel(recs:SampleRecords, # recorded samples
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     a.plot(cov.k, cov.coverage, "o-", label="coverage (pass@k)")
     a.plot(cov.k, cov.majority_accuracy, "s-", label="majority accuracy")
-    a.set(xscale="log", xlabel="samples k", ylabel="fraction of instances", ylim=(0, 1.02)); a.set_xticks(ks, ks)
-    a.legend()
+    a.set_xscale("log", base=2); a.minorticks_off(); a.set_xticks(ks, [str(k) for k in ks])
+    a.set(xlabel="samples k", ylabel="fraction of instances", ylim=(0, 1.02)); a.legend()
     mid = s[s.rule == "m_agree"]
     b.scatter(mid.tokens, mid.accuracy, s=14, alpha=0.5, color="grey", label="stop when m agree (each k, m)")
     for rule, mk in (("majority", "s-"), ("first_finish", "o-")):
-        r = s[(s.rule == rule) | ((s.k == 1) & (rule == "majority"))].sort_values("k")
+        r = s[(s.rule == rule) | (s.k == 1)].sort_values("k")                     # k = 1: one sample, both rules
         b.plot(r.tokens, r.accuracy, mk, label=rule.replace("_", "-"))
-    b.set(xscale="log", xlabel="mean total tokens per instance", ylabel="accuracy", ylim=(0, 1.02)); b.legend()
+    b.set(xlabel="mean total tokens per instance (all k samples)", ylabel="accuracy", ylim=(0, 1.02)); b.legend()
     if title: fig.suptitle(title)
     fig.tight_layout()
     return fig
