@@ -22,7 +22,7 @@ from .core import AdaptbenchError, Replay
 from .generation import generate_traces
 from .models import LoadedModel, chat_text, stop_ids
 from .puzzles.scoring import pass_at_k
-from .tasks import Instance, Task, get_task, task_of
+from .tasks import Instance, get_task, task_of
 
 # %% auto #0
 __all__ = ['RULES', 'ParallelError', 'check_k', 'answer_key', 'sample_answer', 'SampleRecords', 'agreement_stop',
