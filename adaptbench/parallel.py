@@ -333,7 +333,7 @@ def sample_k(lm:LoadedModel,           # the model
              budget:int=64,            # max new tokens per sample
              temperature:float=0.7,    # sampling temperature (> 0 for distinct samples)
              style:str="direct",       # prompt style: 'direct' or 'think'
-             batch_size:int=16,        # rows per generate call
+             batch_size:int=8,         # rows per generate call (generate_traces holds rows × budget × vocabulary logits)
              seed:int=0,               # sampling seed (per batch: seed + batch index)
              keep_texts:bool=True,     # keep each sample's text
              progress:bool=False,      # progress bar
