@@ -19,7 +19,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .calibrate import Calibration, calibrate
 from .core import AdaptbenchError, Replay
-from .generation import generate_traces
+from .generation import generate_to_run, generate_traces
 from .models import LoadedModel, chat_text, stop_ids
 from .puzzles.scoring import pass_at_k
 from .tasks import Instance, get_task, task_of
@@ -338,6 +338,8 @@ def sample_k(lm:LoadedModel,           # the model
              keep_texts:bool=True,     # keep each sample's text
              progress:bool=False,      # progress bar
              chat_kwargs:dict|None=None, # extra chat-template arguments
+             run=None,                 # an `adaptbench.runs.Run`: generate chunk by chunk into it, resumably
+             chunk_size:int=64,        # prompts per resumable chunk (with `run`)
             ) -> SampleRecords:
     "Draw and grade k samples per instance (repeated sampling, Brown et al. 2024): one `SampleRecords`, recorded once, replayed for every rule."
     k = check_k(k)
@@ -345,8 +347,12 @@ def sample_k(lm:LoadedModel,           # the model
     if temperature < 0: raise ParallelError(f"temperature must be ≥ 0, got {temperature}")
     tasks = [task_of(inst) for inst in instances]
     prompts = [t.prompt(inst, style) for t, inst in zip(tasks, instances) for _ in range(k)]
-    tr = generate_traces(lm, prompts, max_new_tokens=budget, batch_size=batch_size, temperature=temperature, seed=seed,
-                         progress=progress, chat_kwargs=chat_kwargs)
+    settings = dict(max_new_tokens=budget, batch_size=batch_size, temperature=temperature, seed=seed, progress=progress,
+                    chat_kwargs=chat_kwargs)
+    if run is None: tr = generate_traces(lm, prompts, **settings)
+    else:                                                         # finished chunks are read back, not regenerated
+        keys = [dict(instance=inst.id, sample=j) for inst in instances for j in range(k)]
+        tr = generate_to_run(lm, prompts, run, keys, table=f"samples_k{k}", chunk_size=chunk_size, **settings).to_dict("records")
     N = len(instances)
     answers, solved = np.empty((N, k), object), np.zeros((N, k), bool)
     for i, (t, inst) in enumerate(zip(tasks, instances)):
