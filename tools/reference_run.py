@@ -97,6 +97,10 @@ def reference_cell(study: str, run_dir: Path, figures: list[str], table: str | N
              f"A complete run of this notebook, committed with the docs: run `{run_dir.name}`, finished {when}"
              + (f" in {secs:.0f} s" if isinstance(secs, (int, float)) else "")
              + f", adaptbench {meta.get('version', '?')}. Reproduce it with", "", "```sh", cmd, "```", ""]
+    if params.get("scale") == "tiny":
+        lines += ["**Scale `tiny`**: a seconds-long run at test size; its numbers show what the study reports, not "
+                  "findings. Replace it by a full run (`python tools/reference_run.py "
+                  f"{study} RUN_DIR`) when one is at hand.", ""]
     lines.append("Parameters: " + ", ".join(f"`{k}={v!r}`" for k, v in params.items()) + ".")
     summ = run_dir / "summary.txt"
     if summ.exists() and summ.read_text().strip(): lines += ["", summ.read_text().strip()]

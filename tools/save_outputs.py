@@ -4,7 +4,7 @@
 
 Each notebook runs as `nbdev-test` runs it (cells flagged `#| slow` or `#| cuda` are skipped, IN_TEST=1, from the
 notebook's folder); on success its outputs are written back, trimmed: a text output is cut to --max-lines lines, an
-image larger than --max-kb KB is dropped (with a line saying so), and an HTML table keeps its first rows only
+image above 40 KB is re-encoded with a 256-colour palette, one still larger than --max-kb KB is dropped (with a line saying so), and an HTML table keeps its first rows only
 where pandas wrote a text version as well (the HTML is dropped then). A failing notebook is left untouched.
 The outputs are part of the committed notebook: `nbdev-clean` keeps them; rerun this after changing a demo.
 """
@@ -15,6 +15,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _palette(b64: str) -> str:
+    "A base64 PNG re-encoded with a 256-colour palette, if that is smaller."
+    from io import BytesIO
+    from PIL import Image
+    raw = base64.b64decode(b64)
+    buf = BytesIO()
+    Image.open(BytesIO(raw)).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode() if len(buf.getvalue()) < len(raw) else b64
 
 
 def trim(nb_path: Path, max_lines: int, max_kb: int) -> tuple[int, int]:
@@ -32,6 +42,8 @@ def trim(nb_path: Path, max_lines: int, max_kb: int) -> tuple[int, int]:
             elif "data" in o:
                 d = o["data"]
                 png = d.get("image/png")
+                if png and len(base64.b64decode("".join(png))) > 40 * 1024:   # plots: a 256-colour palette is ~2x smaller
+                    png = d["image/png"] = _palette("".join(png))
                 if png and len(base64.b64decode("".join(png))) > max_kb * 1024:
                     o = dict(output_type="stream", name="stdout",
                              text=[f"(figure of {len(base64.b64decode(''.join(png))) // 1024} KB not kept in the docs)\n"])
