@@ -11,8 +11,8 @@
 4. The home page carries the README: README.md equals what `tools/readme.py` writes from nbs/index.ipynb, and the
    rendered home page shows every `## ` heading of the README.
 5. Every study page shows its reference run: at least one image whose file exists (static check on the rendered
-   HTML); in Chromium, the images load (naturalWidth > 0) and a screenshot of the page scrolled to its first figure
-   (saved in _docs_check/screenshots/) is not blank.
+   HTML); in Chromium, the images load (naturalWidth > 0) and a screenshot of the page with its first figure moved
+   to the top (saved in _docs_check/screenshots/) is not blank where the figure is drawn.
 Quarto, where installed, renders the same _proc/ folder with `nbdev-docs`.
 """
 import json
@@ -163,8 +163,11 @@ def check_home_and_studies(rendered: list[tuple[Path, str]], out: Path) -> list[
 _PROBE = """<script>window.addEventListener('load', function () {
   var imgs = Array.from(document.images), ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
   var p = document.createElement('pre'); p.id = 'adaptbench-img-probe';
-  p.textContent = 'images-loaded ' + ok.length + ' of ' + imgs.length; document.body.appendChild(p);
-  if (ok.length) window.scrollTo(0, ok[0].getBoundingClientRect().top + window.scrollY - 20);
+  if (ok.length) { document.body.insertBefore(ok[0], document.body.firstChild); window.scrollTo(0, 0); }
+  var r = ok.length ? ok[0].getBoundingClientRect() : {left: 0, top: 0, width: 0, height: 0};
+  p.textContent = 'images-loaded ' + ok.length + ' of ' + imgs.length + ' first-at ' + Math.round(r.left) + ' '
+    + Math.round(r.top) + ' ' + Math.round(r.width) + ' ' + Math.round(r.height);
+  document.body.appendChild(p);
 });</script>"""
 
 
@@ -189,7 +192,7 @@ def screenshot_check(studies: list[Path], out: Path):
         udd = h.parent / f".chromium-{h.stem}"
         r = subprocess.run([exe, *flags, f"--user-data-dir={udd}", "--dump-dom", probe.as_uri()],
                            capture_output=True, text=True, timeout=120)
-        m = re.search(r"images-loaded (\d+) of (\d+)", r.stdout)
+        m = re.search(r"images-loaded (\d+) of (\d+) first-at (-?\d+) (-?\d+) (\d+) (\d+)", r.stdout)
         if not m: fail(f"Chromium could not open {h.name} (no image probe in its DOM): {r.stderr[-300:]}")
         if int(m[1]) == 0: fail(f"study page {h.relative_to(out)}: none of its {m[2]} images loads in Chromium")
         png = shots / f"{h.stem}.png"
@@ -197,13 +200,16 @@ def screenshot_check(studies: list[Path], out: Path):
                            capture_output=True, text=True, timeout=120)
         shutil.rmtree(udd, ignore_errors=True); probe.unlink()
         if not png.exists(): fail(f"Chromium took no screenshot of {h.name}: {r.stderr[-300:]}")
+        x, y, w, hgt = map(int, m.groups()[2:])
         im = Image.open(png).convert("RGB")
+        im = im.crop((max(0, x), max(0, y), min(im.width, x + w), min(im.height, y + hgt)))   # the figure as shown
+        if im.width < 50 or im.height < 50: fail(f"study page {h.relative_to(out)}: its first figure shows at {w}x{hgt} px")
         spread = max(ImageStat.Stat(im).stddev)
         colours = len(im.getcolors(maxcolors=1 << 20) or [])
-        if spread < 10 or colours < 64:
-            fail(f"screenshot of {h.relative_to(out)} at its first figure looks blank (pixel sd {spread:.1f}, "
+        if spread < 10 or colours < 16:
+            fail(f"screenshot of {h.relative_to(out)}'s first figure looks blank (pixel sd {spread:.1f}, "
                  f"{colours} colours): see {png}")
-    print(f"   Chromium: images load on {len(studies)} study pages; screenshots at their first figure are not blank "
+    print(f"   Chromium: images load on {len(studies)} study pages; screenshots of their first figure are not blank "
           f"({shots.relative_to(ROOT)}/)")
 
 

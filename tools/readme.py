@@ -32,7 +32,7 @@ def readme_text(index: Path = INDEX) -> str:
     parts = []
     for c in json.loads(index.read_text())["cells"]:
         s = _src(c).strip("\n")
-        if not s.strip() or re.match(r"^#\|\s*hide\b", s, re.M): continue
+        if not s.strip() or re.search(r"^#\|\s*hide\b", s, re.M): continue
         if c["cell_type"] == "markdown": parts.append(_rebase(s))
         elif c["cell_type"] == "code":
             code = "\n".join(l for l in s.splitlines() if not l.startswith("#|")).strip("\n")
