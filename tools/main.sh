@@ -9,7 +9,7 @@ source "$(dirname "$0")/setup.sh"
 start=$(date +%s)
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 adaptbench run reasoning_collapse -p model smollm2-135m-reasoner -p tasks hanoi,checker_jumping,addition \
-  -p n_max 4 -p arithmetic_n_max 6 -p instances_per_n 2 -p samples 4 -p budget 512 -p temperature 0.7 \
+  -p n_max 4 -p arithmetic_n_max 4 -p instances_per_n 2 -p samples 4 -p budget 320 -p temperature 0.7 \
   -p batch_size 8 -p threads "${ADAPTBENCH_THREADS:-2}" "$@" | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
