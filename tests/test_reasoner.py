@@ -53,8 +53,10 @@ def test_the_reasoner_solves_its_training_range_and_is_a_plain_model():
     assert changed and all(int(n.split(".layers.")[1].split(".")[0]) >= first for n in changed)   # only the adapted blocks
     from adaptbench.generation import generate_traces
     jobs = [(get_task("hanoi"), get_task("hanoi").instance(n), style) for n in (1, 2) for style in ("direct", "think")]
-    jobs += [(get_task("addition"), get_task("addition").instance(2, seed=s), "direct") for s in range(90_000, 90_004)]
+    jobs += [(get_task("checker_jumping"), get_task("checker_jumping").instance(n), "direct") for n in (1, 2)]
     traces = generate_traces(lm, [T.prompt(i, st) for T, i, st in jobs], max_new_tokens=120, batch_size=8, progress=False)
     solved = [T.grade(i, t["text"], t["truncated"]).solved for (T, i, _), t in zip(jobs, traces)]
-    assert all(solved[:4]), [t["text"] for t in traces[:4]]                          # Hanoi n ≤ n_train, both styles
-    assert sum(solved[4:]) >= 3, [t["text"] for t in traces[4:]]                     # unseen 2-digit additions
+    assert all(solved), [t["text"] for t in traces]                                # puzzles with n ≤ n_train = 2
+    beyond = get_task("hanoi").instance(3)                                         # never trained: the collapse
+    t = generate_traces(lm, [get_task("hanoi").prompt(beyond, "direct")], max_new_tokens=100, progress=False)[0]
+    assert not get_task("hanoi").grade(beyond, t["text"], t["truncated"]).solved
