@@ -323,6 +323,8 @@ def replay(policy:Policy, # the policy with its grid of configurations
            chunk:int=2**24, # max C·n·J booleans held at once
           ) -> Outcome:
     "Replay every configuration of `policy` over the traces, offline (vectorised, chunked over instances): a `Replay`."
+    if tr.n == 0: raise TraceTableError("no traces to replay (0 instances): an empty calibration or test split? "
+                                        "put at least one instance on each side")
     C, J = len(policy), tr.n_probes
     step = max(1, chunk // max(1, C * J))
     parts = [_replay_chunk(policy, tr.subset(slice(s, s + step))) for s in range(0, tr.n, step)]
