@@ -42,6 +42,7 @@ class ProbedTraces:
     final_tokens: np.ndarray      # (N,) tokens of the full-budget run
     budget: float                 # reasoning budget (tokens)
     answers: np.ndarray|None = None  # (N, J) forced answers, if recorded
+    model: str|None = None        # spec of the model that recorded the traces, if known
 
     @property
     def n(self) -> int: return len(self.instance)
@@ -58,7 +59,8 @@ class ProbedTraces:
 
     def __repr__(self):
         return (f"ProbedTraces({self.n} instances × {self.n_probes} probes, budget {self.budget:g} tokens, "
-                f"signals {sorted(self.signals)}, final accuracy {self.final_correct.mean():.3f})")
+                f"signals {sorted(self.signals)}, final accuracy {self.final_correct.mean():.3f}"
+                + (f", model {self.model!r})" if self.model else ")"))
 
 # %% ../nbs/05_policies.ipynb #5cbf49a9
 def _require(df, cols, what):
@@ -85,6 +87,10 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
     if (g.cumcount() != probes.probe).any():
         raise TraceTableError("probe indices must run 0, 1, 2, … within each instance")
     if (g.tokens.diff().fillna(0) < 0).any(): raise TraceTableError("tokens must not decrease along an instance's probes")
+    models = instances["model"].dropna().unique() if "model" in instances else []
+    if len(models) > 1:
+        raise TraceTableError(f"the instances table mixes traces of several models {sorted(map(str, models))}; "
+                              "calibrate each model's traces on their own")
     inst = instances.reset_index(drop=True)
     N, J = len(inst), int(probes.probe.max() + 1) if len(probes) else 0
     row = pd.Series(np.arange(N), index=inst.instance.values).loc[probes.instance.values].values
@@ -99,7 +105,8 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
     return ProbedTraces(inst.instance.values, dense(probes.correct.values.astype(bool), fc), signals,
                         dense(probes.tokens.values.astype(float), ft), dense(probes.probe_tokens.values.astype(float), np.zeros(N)),
                         ended, fc, ft, float(inst.budget.max()),
-                        dense(probes.answer.to_numpy(object), np.full(N, None, object)) if "answer" in probes else None)
+                        dense(probes.answer.to_numpy(object), np.full(N, None, object)) if "answer" in probes else None,
+                        str(models[0]) if len(models) else None)
 
 def to_tables(tr:ProbedTraces) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The (probes, instances) tables of `tr` — the inverse of `from_tables`."
@@ -110,6 +117,7 @@ def to_tables(tr:ProbedTraces) -> tuple[pd.DataFrame, pd.DataFrame]:
     if tr.answers is not None: probes["answer"] = tr.answers[r, c]
     inst = pd.DataFrame(dict(instance=tr.instance, final_correct=tr.final_correct,
                              final_tokens=tr.final_tokens.astype(int), budget=int(tr.budget)))
+    if tr.model is not None: inst["model"] = tr.model
     return probes, inst
 
 # %% ../nbs/05_policies.ipynb #73aaac29
@@ -303,17 +311,20 @@ def _replay_chunk(policy, tr):
     return first, answered, correct, tokens
 
 def trace_settings(tr:ProbedTraces) -> dict:
-    "What the traces were recorded with: `budget` (reasoning tokens) and `probe_interval` (the most common step between probes)."
+    "What the traces were recorded with: `budget` (reasoning tokens), `probe_interval` (the most common step between probes), `model` (when known)."
     steps = np.diff(tr.tokens, axis=1)[~tr.ended[:, 1:]] if tr.n_probes > 1 else tr.tokens[~tr.ended]
     steps = steps[steps > 0]
     vals, counts = np.unique(steps, return_counts=True)
-    return dict(budget=float(tr.budget), probe_interval=int(vals[counts.argmax()]) if len(vals) else None)
+    out = dict(budget=float(tr.budget), probe_interval=int(vals[counts.argmax()]) if len(vals) else None)
+    return out if tr.model is None else dict(out, model=tr.model)
 
 def replay(policy:Policy, # the policy with its grid of configurations
            tr:ProbedTraces, # recorded probed traces
            chunk:int=2**24, # max C·n·J booleans held at once
           ) -> Outcome:
     "Replay every configuration of `policy` over the traces, offline (vectorised, chunked over instances): a `Replay`."
+    if tr.n == 0: raise TraceTableError("no traces to replay (0 instances): an empty calibration or test split? "
+                                        "put at least one instance on each side")
     C, J = len(policy), tr.n_probes
     step = max(1, chunk // max(1, C * J))
     parts = [_replay_chunk(policy, tr.subset(slice(s, s + step))) for s in range(0, tr.n, step)]

@@ -202,7 +202,7 @@ def _tables(crit:ProbeCriteria, ids:list[int], budget:int) -> tuple[pd.DataFrame
                               answer=rec["answer"], answer_text=rec["answer_text"]))
         last = recs[-1]
         irows.append(dict(instance=i, final_correct=last["correct"], final_tokens=last["tokens"] + last["probe_tokens"],
-                          budget=budget, family=task.family, n=task.n, task=task.id, generated=gen))
+                          budget=budget, family=task.family, n=task.n, task=task.id, generated=gen, model=crit.lm.spec))
     return pd.DataFrame(prows), pd.DataFrame(irows)
 
 def _batches(tasks, batch_size):
@@ -271,9 +271,13 @@ def _runnable(policy, config:int|None) -> tuple[Policy, int]:
     if not 0 <= config < len(policy): raise ProbeError(f"config must be in 0..{len(policy) - 1}, got {config}")
     return policy, config
 
-def _live_settings(policy, budget, probe_interval, force:bool) -> tuple[int, int]:
-    "Budget and probe interval of a live run: those of the calibration's traces, and a clear error for others."
+def _live_settings(policy, budget, probe_interval, force:bool, model:str|None=None) -> tuple[int, int]:
+    "Budget and probe interval of a live run: those of the calibration's traces; a clear error for other settings or another model."
     meta = getattr(getattr(policy, "replay", None), "meta", {}) or {}
+    if model is not None and meta.get("model") is not None and meta["model"] != model and not force:
+        raise ProbeError(f"the calibration's traces were recorded with model {meta['model']!r}, but this run drives "
+                         f"{model!r}: its guarantee holds for the recorded model only. Load {meta['model']!r}, record and "
+                         "calibrate traces of this model, or pass force=True")
     rec = dict(budget=meta.get("budget"), probe_interval=meta.get("probe_interval"))
     asked = dict(budget=budget, probe_interval=probe_interval)
     bad = {k: (asked[k], rec[k]) for k in rec if asked[k] is not None and rec[k] is not None and asked[k] != rec[k]}
@@ -293,10 +297,10 @@ def generate_with_policy(lm:LoadedModel, # the model
                          batch_size:int=16, # rows per generate call
                          m:int=3, # certaindex window
                          progress:bool=True, # progress bar
-                         force:bool=False, # run even with settings other than those the calibration's traces were recorded with
+                         force:bool=False, # run even with settings (or a model) other than those the calibration's traces were recorded with
                         ) -> pd.DataFrame:
     "Live generation that stops (answers) or abandons (abstains) each instance when the policy's configuration fires."
-    budget, probe_interval = _live_settings(policy, budget, probe_interval, force)
+    budget, probe_interval = _live_settings(policy, budget, probe_interval, force, lm.spec)
     policy, config = _runnable(policy, config)
     rows, bar = [], tqdm(total=len(tasks), desc="live policy", disable=not progress)
     for b in _batches(tasks, batch_size):
