@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The main job: set up (once), then run the reasoning-collapse study on the trained model organism
 # `smollm2-135m-reasoner` (SmolLM2-135M-Instruct + the shipped LoRA adapter in data/reasoner; CPU, ≤ 10 minutes on
-# 2 cores): Tower of Hanoi, Checker Jumping and multi-digit addition, both modes, 8 samples per (task, n, mode).
+# 2 cores): Tower of Hanoi and Checker Jumping, n = 1–4, both modes, 8 samples per (task, n, mode); add
+# `-p tasks hanoi,checker_jumping,addition -p arithmetic_n_max 4` for the arithmetic family (about 3 minutes more).
 # Prints where the figures are and a plain-language summary of what the curves show.
 # Extra arguments override these, e.g. `tools/main.sh -p model smollm2-135m-instruct` (the untrained base model) or
 # `tools/main.sh -p model Qwen/Qwen3-1.7B -p native_thinking true -p budget 8192` (a reasoning model on a GPU).
 source "$(dirname "$0")/setup.sh"
 start=$(date +%s)
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-adaptbench run reasoning_collapse -p model smollm2-135m-reasoner -p tasks hanoi,checker_jumping,addition \
-  -p n_max 4 -p arithmetic_n_max 4 -p instances_per_n 2 -p samples 4 -p budget 320 -p temperature 0.7 \
+adaptbench run reasoning_collapse -p model smollm2-135m-reasoner -p tasks hanoi,checker_jumping \
+  -p n_max 4 -p instances_per_n 2 -p samples 4 -p budget 320 -p temperature 0.7 \
   -p batch_size 8 -p threads "${ADAPTBENCH_THREADS:-2}" "$@" | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
