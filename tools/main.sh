@@ -4,14 +4,19 @@
 # 2 cores): Tower of Hanoi and Checker Jumping, n = 1–4, both modes, 8 samples per (task, n, mode); add
 # `-p tasks hanoi,checker_jumping,addition -p arithmetic_n_max 4` for the arithmetic family (about 3 minutes more).
 # Prints where the figures are and a plain-language summary of what the curves show.
-# Extra arguments override these, e.g. `tools/main.sh -p model smollm2-135m-instruct` (the untrained base model) or
-# `tools/main.sh -p model Qwen/Qwen3-1.7B -p native_thinking true -p budget 8192` (a reasoning model on a GPU).
+# Extra arguments override these defaults, e.g. `tools/main.sh -p model smollm2-135m-instruct` (the untrained base
+# model) or `tools/main.sh -p model Qwen/Qwen3-1.7B -p native_thinking true -p budget 8192` (a reasoning model on a GPU).
 source "$(dirname "$0")/setup.sh"
 start=$(date +%s)
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-adaptbench run reasoning_collapse -p model smollm2-135m-reasoner -p tasks hanoi,checker_jumping \
-  -p n_max 4 -p instances_per_n 2 -p samples 4 -p budget 320 -p temperature 0.7 \
-  -p batch_size 8 -p threads "${ADAPTBENCH_THREADS:-2}" "$@" | tee "$log"
+defaults=(model smollm2-135m-reasoner tasks hanoi,checker_jumping n_max 4 instances_per_n 2 samples 4 budget 320
+          temperature 0.7 batch_size 8 threads "${ADAPTBENCH_THREADS:-2}")
+given=" $* "
+args=()
+for ((i = 0; i < ${#defaults[@]}; i += 2)); do          # a default the caller sets with -p NAME is left to the caller
+  [[ "$given" == *" -p ${defaults[i]} "* ]] || args+=(-p "${defaults[i]}" "${defaults[i+1]}")
+done
+adaptbench run reasoning_collapse "${args[@]}" "$@" | tee "$log"
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 dir=$(grep -m1 -oE "(outputs|folder): *[^ ]+" "$log" | awk '{print $2}')
