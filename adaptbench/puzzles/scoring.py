@@ -122,7 +122,7 @@ def equal_budget(samples:pd.DataFrame, # graded samples of both modes, with colu
                 ) -> pd.DataFrame:
     """Per (task, n): thinking pass@1 (Wilson interval) vs direct pass@k (percentile bootstrap over samples within
     instances) at the same mean total tokens, and the regime: 'both fail' (no success in either), 'thinking better' /
-    'direct at least as good' (the intervals separate them), else 'not separated'."""
+    'direct at least as good' (the intervals separate them strictly), else 'not separated'."""
     rows, rng = [], np.random.default_rng(seed)
     for (p, n), g in samples.groupby(["puzzle", "n"], sort=True):
         t, d = g[g["mode"] == think], g[g["mode"] == direct]
@@ -136,7 +136,7 @@ def equal_budget(samples:pd.DataFrame, # graded samples of both modes, with colu
         boots = [np.mean([pass_at_k(len(s), int(rng.choice(s, len(s)).sum()), k) for s in groups]) for _ in range(n_boot)]
         d_lo, d_hi = (float(np.quantile(boots, q)) for q in ((1 - level) / 2, (1 + level) / 2))
         regime = ("both fail" if think_p1 == 0 and direct_pk == 0 else "thinking better" if t_lo > d_hi else
-                  "direct at least as good" if d_lo >= t_hi else "not separated")
+                  "direct at least as good" if d_lo > t_hi else "not separated")   # strict: 8/8 vs 8/8 is a tie, not a separation
         rows.append(dict(puzzle=p, n=n, think_tokens=t_tok, direct_tokens=d_tok, k_direct=k,
                          think_pass1=think_p1, think_ci_low=t_lo, think_ci_high=t_hi,
                          direct_pass_k=direct_pk, direct_ci_low=d_lo, direct_ci_high=d_hi, regime=regime))
