@@ -106,6 +106,9 @@ def effort_peak(acc:pd.DataFrame,      # accuracy_table rows of one task and mod
     later = a.loc[i + 1:]
     if np.isnan(a["reasoning_ci_low"].iloc[i]) or later["reasoning_ci_high"].isna().all():
         return peak, False, "not claimed: too few samples for an interval"
+    width = lambda r: r["reasoning_ci_high"] - r["reasoning_ci_low"]
+    later = later[width(later) > 0]                  # all samples equal: a zero-width interval says nothing of the spread
+    if width(a.iloc[i]) <= 0 or later.empty: return peak, False, "not claimed: zero-width intervals (all samples equal)"
     below = later[later["reasoning_ci_high"] < a["reasoning_ci_low"].iloc[i]]
     if len(below): return peak, True, (f"effort declines after n = {peak:g}: at n = {below['n'].iloc[0]:g} its interval "
                                        f"lies wholly below the peak's")
