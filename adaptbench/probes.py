@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .core import AdaptbenchError
 from .models import LoadedModel, cache_length, crop_cache, load_model, stop_ids
@@ -25,8 +25,8 @@ from .policies import Policy, ProbedTraces, certaindex
 from .tasks import Instance, TaskError, get_task, make_instances
 
 # %% auto #0
-__all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'fork_probe', 'ProbeCriteria', 'probe_batch',
-           'record_probed_traces', 'generate_probed_traces', 'generate_with_policy']
+__all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'fork_probe', 'own_answer_record', 'TokenLogp',
+           'ProbeCriteria', 'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'generate_with_policy']
 
 # %% ../nbs/03b_probes.ipynb #324354fd
 class ProbeError(AdaptbenchError, ValueError):
@@ -47,6 +47,11 @@ class ProbeTask:
         "(canonical answer or None, correct) of the text decoded after the cue: the task's grader on cue + answer."
         v = get_task(self.family).grade(self.inst, self.cue + answer)
         return (json.dumps(v.answer) if v.parsed else None), v.solved
+    def own_answer(self, reply:str) -> str|None:
+        "The answer the model wrote itself: the text after the reply's last cue, if the task's grader parses the reply (else None)."
+        k = reply.rfind(key := self.cue.lstrip())
+        if k < 0 or not get_task(self.family).grade(self.inst, reply).parsed: return None
+        return reply[k + len(key):] or None
 
 def probe_task(inst:Instance) -> ProbeTask:
     "The probe view of a registry instance."
@@ -111,10 +116,34 @@ def fork_probe(lm:LoadedModel, # the model
         text = lm.tokenizer.decode(ids[r], skip_special_tokens=True)
         ans, ok = task.grade(text)
         recs.append(dict(answer=ans, answer_text=text, correct=bool(ok), confidence=float(np.exp(logp[r])),
-                         probe_tokens=len(cue_ids) + len(ids[r])))
+                         probe_tokens=len(cue_ids) + len(ids[r]), own_answer=False))
     return recs
 
+def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
+                      task,              # the row's `ProbeTask`
+                      gen:list[int],     # the row's generated tokens, EOS excluded
+                      logp:list[float],  # log-probability of each generated token when it was chosen
+                     ) -> dict|None:
+    "The final record of a row that ended by itself with an answer the task parses: that answer, its probability as written (the product over its tokens), no probe tokens. None if it wrote none."
+    own = task.own_answer(lm.tokenizer.decode(gen, skip_special_tokens=True))
+    if own is None: return None
+    want = own.strip()
+    for k in range(1, min(len(gen), task.max_answer_tokens) + 1):      # the fewest trailing tokens that spell it
+        if lm.tokenizer.decode(gen[-k:], skip_special_tokens=True).strip().endswith(want) and \
+           want.startswith(lm.tokenizer.decode(gen[-k:], skip_special_tokens=True).strip()): break
+    else: return None
+    ans, ok = task.grade(own)
+    return dict(answer=ans, answer_text=own, correct=bool(ok), confidence=float(np.exp(sum(logp[-k:]))),
+                probe_tokens=0, own_answer=True)
+
+
 # %% ../nbs/03b_probes.ipynb #51daa1d4
+class TokenLogp(LogitsProcessor):
+    "Keeps the log-softmax of the last step's (processed) scores, so the criterion can read each chosen token's probability."
+    def __init__(self): self.logp = None
+    def __call__(self, input_ids, scores):
+        self.logp = torch.log_softmax(scores.float(), -1); return scores
+
 class ProbeCriteria(StoppingCriteria):
     "Probe every `interval` tokens inside `generate`; optionally stop rows when a policy configuration fires."
     def __init__(self, lm:LoadedModel, tasks:list, cache:DynamicCache, prompt_mask:torch.Tensor, budget:int,
@@ -131,10 +160,13 @@ class ProbeCriteria(StoppingCriteria):
         self.probes = [[] for _ in range(B)]                   # per row: probe records
         self.end = [None] * B                                  # per row: 'final' | 'stop' | 'abandon'
         self.skipped = [0] * B                                 # per row: probe times skipped (rules reading no probe)
+        self.recorder, self.token_logp = TokenLogp(), []       # per step: (B,) log-probability of the chosen token
 
     def __call__(self, input_ids, scores, **kwargs):
         t = input_ids.shape[1] - self.P
         last = input_ids[:, -1].cpu()
+        if self.recorder.logp is not None:           # log-probability of each row's token t when it was chosen
+            self.token_logp.append(self.recorder.logp.gather(1, input_ids[:, -1:])[:, 0].cpu())
         eos = torch.isin(last, self.eos) & self.alive
         due = self.alive & ((t % self.interval == 0) | (t >= self.budget) | eos)
         if self.policy is not None and not self.policy.uses_probes:    # a rule that reads no probe (fixed budget):
@@ -144,9 +176,15 @@ class ProbeCriteria(StoppingCriteria):
         if due.any():
             mask = torch.cat([self.mask0, torch.ones(len(last), t - 1, dtype=self.mask0.dtype)], 1)
             pos0 = self.mask0.sum(1) + t - 1
-            recs = fork_probe(self.lm, self.cache, mask.to(input_ids.device), pos0.to(input_ids.device),
-                              input_ids[:, -1], eos.to(input_ids.device), self.cue_ids,
-                              [task if d else None for task, d in zip(self.tasks, due.tolist())])
+            own = {}                                   # rows that ended by themselves with an answer: keep it
+            for r in np.flatnonzero((due & eos).numpy()):
+                lp = [float(x[r]) for x in self.token_logp[:t - 1]]
+                if (rec := own_answer_record(self.lm, self.tasks[r], input_ids[r, self.P:-1].tolist(), lp)) is not None: own[r] = rec
+            fork = [task if d and r not in own else None for r, (task, d) in enumerate(zip(self.tasks, due.tolist()))]
+            recs = [None] * len(fork) if all(f is None for f in fork) else \
+                   fork_probe(self.lm, self.cache, mask.to(input_ids.device), pos0.to(input_ids.device),
+                              input_ids[:, -1], eos.to(input_ids.device), self.cue_ids, fork)
+            recs = [own.get(r, rec) for r, rec in enumerate(recs)]
             for r in np.flatnonzero(due.numpy()):
                 rec = dict(recs[r], probe=len(self.probes[r]) + self.skipped[r], tokens=t)
                 self.probes[r].append(rec)
@@ -187,7 +225,7 @@ def probe_batch(lm:LoadedModel, # the model
     crit = ProbeCriteria(lm, tasks, cache, enc["attention_mask"].cpu(), budget, interval, m, policy, config)
     out = lm.model.generate(**enc, past_key_values=cache, max_new_tokens=budget, do_sample=False, top_p=None, top_k=None,
                             temperature=None, pad_token_id=lm.tokenizer.pad_token_id,
-                            stopping_criteria=StoppingCriteriaList([crit]))
+                            logits_processor=LogitsProcessorList([crit.recorder]), stopping_criteria=StoppingCriteriaList([crit]))
     crit.generated = [row[enc["input_ids"].shape[1]:].tolist()[: (rec[-1]["tokens"] if rec else 0)]
                       for row, rec in zip(out, crit.probes)]
     return crit
@@ -199,7 +237,7 @@ def _tables(crit:ProbeCriteria, ids:list[int], budget:int) -> tuple[pd.DataFrame
         for rec in recs:
             prows.append(dict(instance=i, probe=rec["probe"], tokens=rec["tokens"], probe_tokens=rec["probe_tokens"],
                               correct=rec["correct"], confidence=rec["confidence"], certaindex=rec["certaindex"],
-                              answer=rec["answer"], answer_text=rec["answer_text"]))
+                              answer=rec["answer"], answer_text=rec["answer_text"], own_answer=rec["own_answer"]))
         last = recs[-1]
         irows.append(dict(instance=i, final_correct=last["correct"], final_tokens=last["tokens"] + last["probe_tokens"],
                           budget=budget, family=task.family, n=task.n, task=task.id, generated=gen, model=crit.lm.spec))

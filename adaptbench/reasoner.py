@@ -49,9 +49,16 @@ def training_examples(tokenizer,                 # the model's tokenizer (with i
                       styles=("direct", "think"),# reply styles
                       instances_per_n:int=1,     # instances per (task, n) (seeds seed·1000 + k)
                       seed:int=0,
+                      anytime:int=0,             # per think example, this many answer-when-cut examples (see below)
                      ) -> list[Example]:
-    "Solver-written replies (`Task.worked_solution`) to the study's own prompts, for n from the task's smallest to `n_train`."
+    """Solver-written replies (`Task.worked_solution`) to the study's own prompts, for n from the task's smallest to `n_train`.
+
+    With `anytime > 0`, each think example also yields `anytime` examples of answering when cut: the prompt, the
+    first k tokens of the think reply (k uniform in 0 … len−1), the task's answer cue, and as target only the
+    answer and a newline — what a probe (`adaptbench.probes`) asks of the model mid-trace."""
     if instances_per_n < 1: raise ReasonerError(f"instances_per_n must be ≥ 1, got {instances_per_n}")
+    if anytime < 0: raise ReasonerError(f"anytime must be ≥ 0, got {anytime}")
+    rng = random.Random(seed)
     missing = [t for t in tasks if t not in n_train]
     if missing: raise ReasonerError(f"n_train gives no training complexity for {missing}")
     eos = tokenizer.eos_token or ""
@@ -72,6 +79,12 @@ def training_examples(tokenizer,                 # the model's tokenizer (with i
                     p = tokenizer(chat_text(tokenizer, T.prompt(inst, style)), add_special_tokens=False)["input_ids"]
                     t = tokenizer(T.worked_solution(inst, style) + eos, add_special_tokens=False)["input_ids"]
                     out.append(Example(name, n, style, p, t))
+                    if style == "think" and anytime:
+                        key, direct = T.cue.lstrip(), T.worked_solution(inst, "direct")
+                        ans = tokenizer(direct[direct.rfind(key) + len(key):] + "\n", add_special_tokens=False)["input_ids"]
+                        cue = tokenizer(T.cue, add_special_tokens=False)["input_ids"]
+                        for k in rng.sample(range(len(t) - 1), min(anytime, len(t) - 1)):
+                            out.append(Example(name, n, "anytime", p + t[:k] + cue, ans))
     if not out: raise ReasonerError("no training examples: every requested instance is unsolvable")
     return out
 
@@ -155,6 +168,7 @@ def train_lora(lm:LoadedModel,              # with `lora_model` applied
                save_every:int=25,
                progress:bool=True,
                states:list|None=None,       # precomputed `prefix_states` (computed here if None)
+               task_weights:dict|None=None, # task → sampling weight of its examples (default: every task equally)
               ) -> pd.DataFrame:            # one row per step: step, loss, lr, seconds
     "Train the LoRA adapters on `examples` (next-token cross-entropy of the targets); resumable from `checkpoint`."
     from tqdm.auto import tqdm
@@ -175,11 +189,17 @@ def train_lora(lm:LoadedModel,              # with `lora_model` applied
     by_task: dict[str, list[int]] = {}
     for i, e in enumerate(examples): by_task.setdefault(e.task, []).append(i)
     names = sorted(by_task)
+    if task_weights is not None:
+        bad = {t: w for t, w in task_weights.items() if t not in by_task or not w >= 0}
+        if bad or not any(task_weights.get(t, 0) > 0 for t in names):
+            raise ReasonerError(f"task_weights must give a weight ≥ 0 to tasks among {names} (one > 0); bad: {bad or task_weights}")
+        weights = [task_weights.get(t, 0.0) for t in names]
+    pick = (lambda: rng.choice(names)) if task_weights is None else (lambda: rng.choices(names, weights)[0])
     lm.model.train()
     bar = tqdm(range(start, steps), desc="LoRA steps", disable=not progress, initial=start, total=steps)
     for step in bar:
         t0 = time.time()
-        batch = [rng.choice(by_task[rng.choice(names)]) for _ in range(batch_size)]
+        batch = [rng.choice(by_task[pick()]) for _ in range(batch_size)]
         for g in opt.param_groups: g["lr"] = _lr_at(step, steps, lr, warmup)
         loss = lora_loss(lm, states, examples, batch, first_layer)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()

@@ -18,6 +18,8 @@ Rows go to data/bench/decoding_cpu.csv (or --out); the drafting-layer table to *
     python tools/bench_decoding.py --quick                      # a reduced run (minutes): validates the script
     python tools/bench_decoding.py                              # SmolLM2, full setting (fastest of 3 runs each)
     python tools/bench_decoding.py --qwen                       # + the Qwen pair (`adaptbench models get ...` first)
+    python tools/bench_decoding.py --reasoner --no-smollm2 --out data/bench/decoding_cpu_reasoner.csv
+                                                                # the trained reasoner's think replies (lookup drafter)
 """
 from __future__ import annotations
 
@@ -48,6 +50,14 @@ def prompt_sets(n:int) -> dict[str, list]:
              ("hanoi", 4), ("checker_jumping", 3), ("blocks_world", 4), ("hanoi", 2)]
     puzzles = [get_puzzle(p).prompt(get_puzzle(p).instance(k, seed=i)) for i, (p, k) in enumerate(specs[:n])]
     return dict(chat=chat, puzzle=puzzles)
+
+
+def reasoner_prompts(n:int) -> list:
+    "n think-style prompts for the trained reasoner: puzzles it solves (n ≤ 2), one it does not (n = 3), additions."
+    from adaptbench.tasks import get_task
+    specs = [("hanoi", 2), ("checker_jumping", 2), ("addition", 3), ("hanoi", 3), ("addition", 4), ("checker_jumping", 3),
+             ("hanoi", 1), ("addition", 2)]
+    return [get_task(t).prompt(get_task(t).instance(k, seed=i), "think") for i, (t, k) in enumerate(specs[:n])]
 
 
 def chunks(xs, b): return [xs[i:i + b] for i in range(0, len(xs), b)]
@@ -139,6 +149,9 @@ def main(argv=None):
     ap.add_argument("--no-hf", action="store_true", help="skip transformers' assisted decoders")
     ap.add_argument("--qwen", action="store_true", help="also the Qwen2.5-Coder 0.5B → 1.5B pair (if fetched)")
     ap.add_argument("--ead-thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="nats (Qwen pair)")
+    ap.add_argument("--reasoner", action="store_true", help="also the trained reasoner on its think prompts (lookup drafter)")
+    ap.add_argument("--reasoner-tokens", type=int, default=128, help="new tokens per reasoner prompt (its think replies are long)")
+    ap.add_argument("--no-smollm2", action="store_true", help="skip the base SmolLM2 rows (e.g. with --reasoner, --out elsewhere)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is kept")
     ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "decoding_cpu.csv"))
@@ -152,6 +165,14 @@ def main(argv=None):
     sets = {k: v for k, v in prompt_sets(a.prompts).items() if k in a.sets}
     rows = []
 
+    if a.reasoner:
+        rl = load_model("smollm2-135m-reasoner", device="cpu", dtype="float32")
+        generate_rows(rl, encode_prompts(rl, ["Hello"]), 1, 4)                       # warm-up
+        ra = argparse.Namespace(**{**vars(a), "max_new_tokens": a.reasoner_tokens})
+        rows += bench_model("smollm2-135m-reasoner", rl, [("lookup", LookupDrafter())], {"reasoner-think": reasoner_prompts(a.prompts)},
+                            ra, {} if a.no_hf else {"hf:prompt_lookup": dict(prompt_lookup_num_tokens=10)}, log)
+        del rl
+    if a.no_smollm2: a.drafters = []
     lm = load_model("smollm2-135m-instruct", device="cpu", dtype="float32")
     generate_rows(lm, encode_prompts(lm, ["Hello"]), 1, 4)                           # warm-up
     drafters, layer = [], None
@@ -166,7 +187,7 @@ def main(argv=None):
     if "lookup" in a.drafters: drafters.insert(0, ("lookup", LookupDrafter()))
     hf = {} if a.no_hf else {"hf:prompt_lookup": dict(prompt_lookup_num_tokens=10),
                              "hf:early_exit": dict(assistant_early_exit=layer or 20)}
-    rows += bench_model("smollm2-135m", lm, drafters, sets, a, hf, log)
+    if not a.no_smollm2: rows += bench_model("smollm2-135m", lm, drafters, sets, a, hf, log)
 
     if a.qwen:
         if registered_path("qwen2.5-coder-0.5b") is None or registered_path("qwen2.5-coder-1.5b") is None:

@@ -49,7 +49,8 @@ class RiskDashboard:
                                ("p_value", p_value, sorted(P_VALUES)), ("fwer", fwer, sorted(FWER))]:
             if v not in known: raise ValueError(f"{name} {v!r} is not one of {', '.join(known)}")
         W = dict(continuous_update=False, style=dict(description_width="initial"))
-        self.eps_wrong = widgets.FloatSlider(value=eps[0], min=0.01, max=0.8, step=0.01, description="ε wrong", **W)
+        self.eps_wrong = widgets.FloatSlider(value=eps[0], min=0.001, max=0.8, step=0.001, readout_format=".3f",
+                                             description="ε wrong", **W)
         self.eps_premature = widgets.FloatSlider(value=eps[1], min=0.01, max=0.8, step=0.01, description="ε premature", **W)
         self.delta = widgets.FloatSlider(value=delta, min=0.01, max=0.5, step=0.01, description="δ", **W)
         self.signal = widgets.Dropdown(options=self.signals, value=sig, description="signal")
