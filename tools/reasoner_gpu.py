@@ -7,7 +7,12 @@ through the alias (fp16 adapter merged into the dequantised base, exactly as `lo
 checks the model and records traces. Training replaces the alias's folder `data/reasoner/smollm2-135m-reasoner`
 (`git checkout -- data/reasoner` restores the shipped one). Each stage writes its output before the next starts.
 
-    python tools/reasoner_gpu.py --out OUT [--device cuda] [--train-seconds 150] [--max-steps 3000]
+    python tools/reasoner_gpu.py --out OUT [--device cuda] [--train-seconds 100] [--max-steps 3000]
+
+The defaults are the shipped adapter's recipe (on an H200 the 100-s budget gave 356 steps of 64; pass `--steps 356`
+to repeat it exactly). The shipped traces `data/traces/smollm2-reasoner` were recorded on a CPU with the same call as
+the traces stage here (400 additions of 1–4 digits, seed 1, budget 128, a probe every 8), because the GPU lease ran
+out first; `--skip-train --skip-check` records them alone.
 
 Writes OUT/adapter/ (PEFT adapter + adapter.json), OUT/losses.csv, OUT/check.csv, OUT/traces/{probes,instances}.parquet
 OUT/traces_puzzles/ (the same for the puzzles) and OUT/log.json (timings, parameters, accuracy). `--steps` fixes the number of optimiser steps; otherwise it is
@@ -53,17 +58,17 @@ def parse(argv=None):
     a("--rank", type=int, default=16)
     a("--alpha", type=float, default=32.0)
     a("--first-layer", type=int, default=0)
-    a("--batch-size", type=int, default=32)
-    a("--lr", type=float, default=1e-3)
+    a("--batch-size", type=int, default=64)
+    a("--lr", type=float, default=5e-4)
     a("--warmup", type=int, default=50)
     a("--steps", type=int, default=0, help="0: chosen from --train-seconds")
-    a("--train-seconds", type=float, default=150)
+    a("--train-seconds", type=float, default=100)
     a("--max-steps", type=int, default=3000)
     a("--min-steps", type=int, default=200)
     a("--seed", type=int, default=0)
-    a("--check-instances", type=int, default=64, help="greedy check: instances per (task, n, style)")
-    a("--check-n-max", type=int, default=6, help="greedy check: additions up to this many digits")
-    a("--trace-instances", type=int, default=1000, help="probed think-style additions")
+    a("--check-instances", type=int, default=16, help="greedy check: instances per (task, n, style)")
+    a("--check-n-max", type=int, default=5, help="greedy check: additions up to this many digits")
+    a("--trace-instances", type=int, default=400, help="probed think-style additions")
     a("--trace-n", default="1,4", help="digit range of the traced additions")
     a("--trace-puzzles", default="hanoi,checker_jumping", help="puzzles traced at n = 1..puzzle_n_train+1 (apart)")
     a("--puzzle-budget", type=int, default=256, help="reasoning budget of the puzzle traces")
@@ -141,7 +146,6 @@ def train(args, out, log, tasks, weights, n_train, stage):
     history.to_csv(out/"losses.csv", index=False)
     log["loss_first10"] = float(history["loss"].head(10).mean()); log["loss_last10"] = float(history["loss"].tail(10).mean())
     stage("train", t0)
-    del states
     params = dict(alpha=args.alpha, arithmetic_n_train=args.arithmetic_n_train, base=args.base, batch_size=args.batch_size,
                   first_layer=args.first_layer, instances_per_n=args.instances_per_n, anytime=args.anytime, lr=args.lr,
                   puzzle_n_train=args.puzzle_n_train, rank=args.rank, seed=args.seed, steps=steps,
@@ -149,8 +153,6 @@ def train(args, out, log, tasks, weights, n_train, stage):
                   device=log.get("gpu", args.device), recipe="tools/reasoner_gpu.py")
     adapter = save_adapter(lm, out/"adapter", args.base, params, history)
     (out/"checkpoint.pt").unlink(missing_ok=True)
-    del lm
-    if args.device.startswith("cuda"): torch.cuda.empty_cache()
 
     dest = project_root(required=True)/"data"/ADAPTER_ALIASES[ALIAS][1]   # the alias's folder: what load_model(ALIAS) loads
     shutil.rmtree(dest, ignore_errors=True); shutil.copytree(adapter, dest)
