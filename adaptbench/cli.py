@@ -92,6 +92,7 @@ def _headline(run, rows:int=5) -> str:
         if name == head and len(df):
             with pd.option_context("display.width", 120, "display.max_columns", 8, "display.max_colwidth", 24):
                 out += ["    " + l for l in df.head(rows).to_string(index=False).splitlines()]
+                if len(df) > rows: out.append(f"    … first {rows} of {len(df)} rows; all of them: {run.table_path(name)}")
     return "\n".join(out + [f"  figure:   {f}" for f in run.figures()])
 
 def _run(a) -> int:

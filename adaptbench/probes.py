@@ -48,10 +48,16 @@ class ProbeTask:
         v = get_task(self.family).grade(self.inst, self.cue + answer)
         return (json.dumps(v.answer) if v.parsed else None), v.solved
     def own_answer(self, reply:str) -> str|None:
-        "The answer the model wrote itself: the text after the reply's last cue, if the task's grader parses the reply (else None)."
-        k = reply.rfind(key := self.cue.lstrip())
-        if k < 0 or not get_task(self.family).grade(self.inst, reply).parsed: return None
-        return reply[k + len(key):] or None
+        """The answer the model wrote itself: the rest of the reply's *last line* after the answer cue (matched without
+        case or surrounding spaces), if the task's grader parses it; else None (then a probe asks for the answer)."""
+        key = self.cue.strip().lower()                        # 'answer =' (addition) or 'moves = [' (puzzles)
+        text = reply.rstrip()
+        line = text[text.rfind("\n") + 1:]
+        k = line.lower().rfind(key)
+        if k < 0: return None
+        own = line[k + len(key):].strip()
+        if not own or not self.grade(" " + own)[0]: return None
+        return own
 
 def probe_task(inst:Instance) -> ProbeTask:
     "The probe view of a registry instance."
@@ -127,13 +133,14 @@ def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
     "The final record of a row that ended by itself with an answer the task parses: that answer, its probability as written (the product over its tokens), no probe tokens. None if it wrote none."
     own = task.own_answer(lm.tokenizer.decode(gen, skip_special_tokens=True))
     if own is None: return None
-    want = own.strip()
-    for k in range(1, min(len(gen), task.max_answer_tokens) + 1):      # the fewest trailing tokens that spell it
-        if lm.tokenizer.decode(gen[-k:], skip_special_tokens=True).strip().endswith(want) and \
-           want.startswith(lm.tokenizer.decode(gen[-k:], skip_special_tokens=True).strip()): break
+    dec = lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True)
+    end = len(gen)
+    while end and not dec(gen[end - 1:end]).strip(): end -= 1          # trailing spaces / newlines are not the answer
+    for k in range(1, min(end, task.max_answer_tokens) + 1):           # the fewest tokens before them that spell it
+        if dec(gen[end - k:end]).strip() == own: break
     else: return None
-    ans, ok = task.grade(own)
-    return dict(answer=ans, answer_text=own, correct=bool(ok), confidence=float(np.exp(sum(logp[-k:]))),
+    ans, ok = task.grade(" " + own)
+    return dict(answer=ans, answer_text=own, correct=bool(ok), confidence=float(np.exp(sum(logp[end - k:end]))),
                 probe_tokens=0, own_answer=True)
 
 

@@ -83,6 +83,7 @@ class _EchoTask:
     def messages(self): return [{"role": "user", "content": "hello world"}]
     def complete(self, answer): return False
     def grade(self, answer): return answer, False
+    def own_answer(self, reply): return None                 # never writes one: the final probe is forced
 
 
 def test_every_decoding_loop_stops_on_every_stop_id():

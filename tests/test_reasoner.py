@@ -19,7 +19,7 @@ def test_the_shipped_adapter_is_complete_and_pinned():
     assert manifest["base"] == "smollm2-135m-instruct"
     assert adapter_sha256(SHIPPED) == manifest["sha256"]
     assert {"steps", "puzzle_n_train", "arithmetic_n_train", "rank", "first_layer"} <= set(manifest["params"])
-    assert sum((SHIPPED / f).stat().st_size for f in ADAPTER_FILES) < 8e6        # small enough to ship in git
+    assert sum((SHIPPED / f).stat().st_size for f in ADAPTER_FILES) < 12e6       # small enough to ship in git (r = 16 on all 30 blocks, fp16: 9.8 MB)
 
 
 def _project_with(tmp_path, monkeypatch, adapter=True):

@@ -150,3 +150,14 @@ def test_study_refuses_an_empty_calibration_split(tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="empty calibration or test split"):
         _run_study_until("k_cal = int(", tmp_path / "runs", monkeypatch, trace_source="synthetic", n_instances=20,
                          cal_fraction=0.01)
+
+
+def test_shipped_puzzle_traces_show_the_collapse_point():
+    "The reasoner's probed puzzle traces: the trace schema, its model, right at n ≤ 2 (trained) and wrong at n = 3."
+    folder = ROOT / "data" / "traces" / "smollm2-reasoner-puzzles"
+    probes, inst = pd.read_parquet(folder / "probes.parquet"), pd.read_parquet(folder / "instances.parquet")
+    tr = from_tables(probes, inst)
+    assert tr.model == "smollm2-135m-reasoner" and set(inst.family) == {"hanoi", "checker_jumping"}
+    assert inst.groupby("n").final_correct.all().to_dict() == {1: True, 2: True, 3: False}
+    assert not inst[inst.n == 3].final_correct.any()
+    assert json.loads(ADAPTER.read_text())["sha256"] in (folder / "README.md").read_text()

@@ -38,6 +38,9 @@ class RiskDashboard:
                  n_budgets:int|None=None, # fixed budgets of the fixed-budget mechanism (default: one per probe, as the study)
                 ):
         if not 0 < cal_fraction < 1: raise ValueError(f"cal_fraction must be in (0, 1), got {cal_fraction}")
+        for name, v, lo, hi in [("eps[0] (ε wrong)", eps[0], 0.001, 0.8), ("eps[1] (ε premature)", eps[1], 0.01, 0.8),
+                                ("delta", delta, 0.01, 0.5)]:          # the sliders' ranges: never clamp silently
+            if not lo <= v <= hi: raise ValueError(f"{name} must lie in [{lo}, {hi}] (the slider's range), got {v!r}")
         self.tr, self.signals = traces, sorted(traces.signals)
         self.other_signal, self.n_budgets = other_signal, n_budgets or traces.n_probes
         perm = np.random.default_rng([0xCA1, seed]).permutation(traces.n)     # the split the study draws
