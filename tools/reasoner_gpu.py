@@ -12,7 +12,8 @@ checks the model and records traces. Training replaces the alias's folder `data/
 The defaults are the shipped adapter's recipe (on an H200 the 100-s budget gave 356 steps of 64; pass `--steps 356`
 to repeat it exactly). The shipped traces `data/traces/smollm2-reasoner` were recorded on a CPU with the same call as
 the traces stage here (400 additions of 1–4 digits, seed 1, budget 128, a probe every 8), because the GPU lease ran
-out first; `--skip-train --skip-check` records them alone.
+out first; `--skip-train --skip-check` records them alone (on a GPU and in other batch sizes greedy outputs can
+differ slightly from the CPU-recorded files, so they are comparable, not byte-identical).
 
 Writes OUT/adapter/ (PEFT adapter + adapter.json), OUT/losses.csv, OUT/check.csv, OUT/traces/{probes,instances}.parquet
 OUT/traces_puzzles/ (the same for the puzzles) and OUT/log.json (timings, parameters, accuracy). `--steps` fixes the number of optimiser steps; otherwise it is
