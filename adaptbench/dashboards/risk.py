@@ -25,6 +25,7 @@ __all__ = ['RiskDashboard']
 # %% ../../nbs/11_dashboards.ipynb #02235b8b
 class RiskDashboard:
     "Sliders for ε (both risks), δ, mechanism, signal, p-value and FWER over stored traces; updates live."
+    RANGES = dict(eps_wrong=(0.001, 0.8, 0.001), eps_premature=(0.01, 0.8, 0.01), delta=(0.01, 0.5, 0.01))  # (min, max, step)
     def __init__(self, traces:ProbedTraces, # recorded probed traces (see `adaptbench.policies`)
                  cal_fraction:float=0.5, # share of instances used for calibration; the rest is the test half
                  seed:int=0, # seed of the calibration/test split
@@ -38,8 +39,9 @@ class RiskDashboard:
                  n_budgets:int|None=None, # fixed budgets of the fixed-budget mechanism (default: one per probe, as the study)
                 ):
         if not 0 < cal_fraction < 1: raise ValueError(f"cal_fraction must be in (0, 1), got {cal_fraction}")
-        for name, v, lo, hi in [("eps[0] (ε wrong)", eps[0], 0.001, 0.8), ("eps[1] (ε premature)", eps[1], 0.01, 0.8),
-                                ("delta", delta, 0.01, 0.5)]:          # the sliders' ranges: never clamp silently
+        for name, v, (lo, hi, _) in [("eps[0] (ε wrong)", eps[0], self.RANGES["eps_wrong"]),
+                                     ("eps[1] (ε premature)", eps[1], self.RANGES["eps_premature"]),
+                                     ("delta", delta, self.RANGES["delta"])]:     # a slider would clamp it silently
             if not lo <= v <= hi: raise ValueError(f"{name} must lie in [{lo}, {hi}] (the slider's range), got {v!r}")
         self.tr, self.signals = traces, sorted(traces.signals)
         self.other_signal, self.n_budgets = other_signal, n_budgets or traces.n_probes
@@ -52,10 +54,11 @@ class RiskDashboard:
                                ("p_value", p_value, sorted(P_VALUES)), ("fwer", fwer, sorted(FWER))]:
             if v not in known: raise ValueError(f"{name} {v!r} is not one of {', '.join(known)}")
         W = dict(continuous_update=False, style=dict(description_width="initial"))
-        self.eps_wrong = widgets.FloatSlider(value=eps[0], min=0.001, max=0.8, step=0.001, readout_format=".3f",
-                                             description="ε wrong", **W)
-        self.eps_premature = widgets.FloatSlider(value=eps[1], min=0.01, max=0.8, step=0.01, description="ε premature", **W)
-        self.delta = widgets.FloatSlider(value=delta, min=0.01, max=0.5, step=0.01, description="δ", **W)
+        slider = lambda key, value, label, **kw: widgets.FloatSlider(value=value, min=self.RANGES[key][0], max=self.RANGES[key][1],
+                                                                     step=self.RANGES[key][2], description=label, **kw, **W)
+        self.eps_wrong = slider("eps_wrong", eps[0], "ε wrong", readout_format=".3f")
+        self.eps_premature = slider("eps_premature", eps[1], "ε premature")
+        self.delta = slider("delta", delta, "δ")
         self.signal = widgets.Dropdown(options=self.signals, value=sig, description="signal")
         self.policy = widgets.Dropdown(options=list(self._policies(sig)), value=policy, description="mechanism")
         self.p_value = widgets.Dropdown(options=sorted(P_VALUES), value=p_value, description="p-value")
