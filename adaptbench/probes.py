@@ -48,16 +48,11 @@ class ProbeTask:
         v = get_task(self.family).grade(self.inst, self.cue + answer)
         return (json.dumps(v.answer) if v.parsed else None), v.solved
     def own_answer(self, reply:str) -> str|None:
-        """The answer the model wrote itself: the rest of the reply's *last line* after the answer cue (matched without
-        case or surrounding spaces), if the task's grader parses it; else None (then a probe asks for the answer)."""
-        key = self.cue.strip().lower()                        # 'answer =' (addition) or 'moves = [' (puzzles)
-        text = reply.rstrip()
-        line = text[text.rfind("\n") + 1:]
-        k = line.lower().rfind(key)
-        if k < 0: return None
-        own = line[k + len(key):].strip()
-        if not own or not self.grade(" " + own)[0]: return None
-        return own
+        """The answer the model wrote itself, as the task's own parser reads it (`Task.parse`: its answer pattern,
+        any case, the last such line), if that answer ends the reply; else None (then a probe asks for the answer)."""
+        r = get_task(self.family).parse(reply)
+        own = reply[r.start:].strip() if r.ok else ""
+        return own if own and "\n" not in own else None
 
 def probe_task(inst:Instance) -> ProbeTask:
     "The probe view of a registry instance."
@@ -131,7 +126,8 @@ def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
                       logp:list[float],  # log-probability of each generated token when it was chosen
                      ) -> dict|None:
     "The final record of a row that ended by itself with an answer the task parses: that answer, its probability as written (the product over its tokens), no probe tokens. None if it wrote none."
-    own = task.own_answer(lm.tokenizer.decode(gen, skip_special_tokens=True))
+    reply = lm.tokenizer.decode(gen, skip_special_tokens=True)
+    own = task.own_answer(reply)
     if own is None: return None
     dec = lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True)
     end = len(gen)
@@ -139,8 +135,8 @@ def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
     for k in range(1, min(end, task.max_answer_tokens) + 1):           # the fewest tokens before them that spell it
         if dec(gen[end - k:end]).strip() == own: break
     else: return None
-    ans, ok = task.grade(" " + own)
-    return dict(answer=ans, answer_text=own, correct=bool(ok), confidence=float(np.exp(sum(logp[end - k:end]))),
+    v = get_task(task.family).grade(task.inst, reply)                   # the task's grader on the whole reply
+    return dict(answer=json.dumps(v.answer), answer_text=own, correct=v.solved, confidence=float(np.exp(sum(logp[end - k:end]))),
                 probe_tokens=0, own_answer=True)
 
 
