@@ -25,7 +25,8 @@ from .core import ModelNotAvailableError, get_device, get_dtype, get_setting
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
            'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf', 'load_gguf',
            'adapter_sha256', 'apply_adapter', 'load_model', 'LayerViewError', 'stop_ids', 'cache_length', 'crop_cache',
-           'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv']
+           'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv', 'PackingError', 'PackedLinear',
+           'pack_linear_weights', 'unpack_linear_weights']
 
 # %% ../nbs/01_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -366,3 +367,59 @@ def fill_skipped_kv(lm:LoadedModel,
         if hasattr(att, "k_norm"): k = att.k_norm(k)                          # Qwen3-style QK norm
         k, v = k.transpose(1, 2), att.v_proj(x).view(B, T, -1, att.head_dim).transpose(1, 2)   # (B, kv_heads, T, hd)
         cache.update(apply_rotary_pos_emb(k, k, *step.position_embeddings)[1], v, j)
+
+# %% ../nbs/01_models.ipynb #5c655cc2
+class PackingError(AdaptbenchError, ValueError):
+    "A model's linear layers cannot be prepacked here."
+
+def _check_packable():
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        raise PackingError("this PyTorch build has no oneDNN linear primitive (torch.ops.mkldnn._linear_pointwise); "
+                           "leave the weights unpacked (MKL is used)")
+
+class PackedLinear(nn.Module):
+    "`nn.Linear` whose no-grad forward runs oneDNN's linear on weights reordered once (float32, CPU)."
+    def __init__(self, linear:nn.Linear):
+        super().__init__()
+        w = linear.weight
+        if w.device.type != "cpu" or w.dtype != torch.float32:
+            raise PackingError(f"prepacked linear layers are for float32 weights on the CPU, got {w.dtype} on {w.device}; "
+                               "load the model with device='cpu', dtype='float32'")
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.weight, self.bias = linear.weight, linear.bias      # the same Parameters: tying and training unchanged
+        self._pack()
+
+    def _pack(self):
+        with torch.no_grad():
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
+        self._version = self.weight._version
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:     # (..., in_features) -> (..., out_features)
+        if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad) or x.dtype != torch.float32:
+            return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
+        if self.weight._version != self._version: self._pack()   # changed in place since packing
+        return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+
+    def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed=oneDNN"
+
+def _swap_linears(root:nn.Module, fn, kind) -> int:
+    n = 0
+    for mod in list(root.modules()):
+        for name, child in list(mod.named_children()):
+            if type(child) is kind: setattr(mod, name, fn(child)); n += 1
+    return n
+
+def pack_linear_weights(lm) -> int:
+    "Swap every `nn.Linear` of `lm` (a `LoadedModel` or module) for a `PackedLinear`, in place; returns how many."
+    _check_packable()
+    return _swap_linears(getattr(lm, "model", lm), PackedLinear, nn.Linear)
+
+def _unpacked(p:PackedLinear) -> nn.Linear:
+    lin = nn.Linear(p.in_features, p.out_features, bias=p.bias is not None, device="meta")
+    lin.weight, lin.bias = p.weight, p.bias
+    return lin
+
+def unpack_linear_weights(lm) -> int:
+    "Undo `pack_linear_weights`: plain `nn.Linear`s on the same Parameters; returns how many."
+    return _swap_linears(getattr(lm, "model", lm), _unpacked, PackedLinear)
