@@ -29,7 +29,8 @@ __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'Ragged
            'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter', 'ModelDrafter',
            'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma',
            'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate', 'greedy_reference',
-           'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate']
+           'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate',
+           'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -223,27 +224,38 @@ class _KVDrafter:
     "A drafter that runs a model autoregressively over a `RaggedKV`."
     def _logits_fn(self): raise NotImplementedError
     def reset(self, batch:int): self.kv = RaggedKV(self._logits_fn(), batch, self.device)
+    stop_below:float = 0.0    # stop a row's draft after a token whose draft probability is below this (0: never)
     def draft(self, seqs, gammas, temperature=0.0, generator=None):
         B = len(seqs); cur = [list(s) for s in seqs]
-        drafts, qs = [[] for _ in range(B)], [[] for _ in range(B)]
+        drafts, qs, live = [[] for _ in range(B)], [[] for _ in range(B)], [True] * B
         for j in range(max(gammas, default=0)):
-            want = [1 if j < g else 0 for g in gammas]
+            want = [1 if j < g and live[i] else 0 for i, g in enumerate(gammas)]
+            if not any(want): break
             logits = self.kv(cur, want)
             for i in range(B):
                 if not want[i]: continue
-                t, q = _sample_or_argmax(logits[i][-1], temperature, generator)
+                z = logits[i][-1]
+                t, q = _sample_or_argmax(z, temperature, generator)
                 drafts[i].append(t); cur[i].append(t)
                 if q is not None: qs[i].append(q)
+                if self.stop_below > 0:                       # dynamic lookahead: the draft is unsure, verify now
+                    p = q[t] if q is not None else torch.softmax(z.float(), -1)[t]
+                    live[i] = bool(p >= self.stop_below)
         return drafts, [torch.stack(q) if q else None for q in qs]
 
 class ModelDrafter(_KVDrafter):
     "A separate, smaller draft model sharing the target's tokenizer."
     def __init__(self, draft, # the draft `LoadedModel`
                  target=None, # the target `LoadedModel`: checks the tokenizers match and sets `cost`
+                 stop_below:float=0.0, # end a draft early after a token drafted with probability < this (0: never;
+                                       # transformers' `assistant_confidence_threshold`, Mamou et al. 2024)
                 ):
         if target is not None: check_same_tokenizer(target, draft)
+        if not 0 <= stop_below < 1: raise SpeculativeError(f"stop_below must be in [0, 1), got {stop_below!r}")
+        self.stop_below = float(stop_below)
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
-        self.lm, self.device, self.name = draft, draft.device, f"model:{draft.spec}"
+        self.lm, self.device = draft, draft.device
+        self.name = f"model:{draft.spec}" + (f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5
     def _logits_fn(self): return full_logits_fn(self.lm.model)
 
@@ -471,3 +483,37 @@ def entropy_switch_generate(small, large,        # `LoadedModel`s sharing a toke
     return dict(tokens=tokens, texts=[large.tokenizer.decode(t, skip_special_tokens=True) for t in tokens],
                 from_large=from_large, frac_large=sum(map(sum, from_large)) / max(n, 1),
                 new_tokens=n, seconds=seconds, tokens_per_s=n / seconds if seconds > 0 else float("nan"))
+
+# %% ../nbs/14_speculative.ipynb #3d9dea3f
+def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a tokenizer
+                               prompts:list,         # calibration prompts (strings, chat messages or token-id lists)
+                               thresholds,           # candidate thresholds τ in nats (any order; -inf = always large)
+                               eps:float,            # target disagreement risk ε ∈ (0, 1)
+                               delta:float=0.1,      # the guarantee may fail with probability ≤ δ ∈ (0, 1)
+                               loss:str="sequence",  # 'sequence' (0/1: not identical) or 'token' (1 − match rate)
+                               window:int=4, max_new_tokens:int=64, chat:bool=True,
+                               progress:bool=True,
+                              ):
+    """Learn-then-Test calibration of `entropy_switch_generate`'s threshold on a disagreement risk with the large
+    model's greedy output (Angelopoulos et al. 2021; p-values: binomial for 'sequence', Hoeffding–Bentkus for
+    'token'; fixed-sequence testing from the lowest τ). Returns the `risk.LTTResult`: `.chosen_config['threshold']`
+    is the cheapest certified τ (cost = fraction of tokens from the large model); its `.table()` has one row per τ
+    with the empirical risk (`risk_disagreement`) and cost. Raises `SpeculativeError` for bad input and `risk.RiskInputError` for ε/δ
+    outside (0, 1)."""
+    from tqdm.auto import tqdm
+    from adaptbench.risk import learn_then_test
+    if loss not in ("sequence", "token"): raise SpeculativeError(f"loss must be 'sequence' or 'token', got {loss!r}")
+    taus = sorted({float(t) for t in np.atleast_1d(np.asarray(thresholds, float))})
+    if not taus or any(math.isnan(t) for t in taus): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}")
+    check_same_tokenizer(large, small)
+    ids = encode_prompts(large, prompts, chat)
+    ref = greedy_reference(large, ids, max_new_tokens, chat=False)
+    L, cost = np.zeros((len(taus), len(ids))), np.zeros((len(taus), len(ids)))
+    for c, tau in enumerate(tqdm(taus, desc="switch thresholds", disable=not progress)):
+        for j, p in enumerate(ids):
+            r = entropy_switch_generate(small, large, [p], tau, window, max_new_tokens, chat=False)
+            ag = token_agreement(r["tokens"][0], ref[j])
+            L[c, j] = float(not ag["identical"]) if loss == "sequence" else 1.0 - ag["match_rate"]
+            cost[c, j] = r["frac_large"]
+    return learn_then_test(dict(disagreement=L), eps, delta, p_value="binomial" if loss == "sequence" else "hoeffding_bentkus",
+                           fwer="fixed_sequence", cost=cost, configs=pd.DataFrame(dict(threshold=taus)))
