@@ -393,13 +393,19 @@ class PackedLinear(nn.Module):
     def _pack(self):
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
-        self._version = self.weight._version
+        self._version = (self.weight._version, self.weight.data_ptr())    # in-place change, or `.data =` swap
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:     # (..., in_features) -> (..., out_features)
         if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad) or x.dtype != torch.float32:
             return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
-        if self.weight._version != self._version: self._pack()   # changed in place since packing
+        if (self.weight._version, self.weight.data_ptr()) != self._version: self._pack()   # changed since packing
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
+
+    def __deepcopy__(self, memo):                          # the reordered tensor cannot be copied: pack the copy
+        import copy
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
+        lin.weight, lin.bias = copy.deepcopy(self.weight, memo), copy.deepcopy(self.bias, memo)
+        return PackedLinear(lin)
 
     def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed=oneDNN"
 

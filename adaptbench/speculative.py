@@ -251,7 +251,8 @@ class ModelDrafter(_KVDrafter):
                                        # transformers' `assistant_confidence_threshold`, Mamou et al. 2024)
                 ):
         if target is not None: check_same_tokenizer(target, draft)
-        if not 0 <= stop_below < 1: raise SpeculativeError(f"stop_below must be in [0, 1), got {stop_below!r}")
+        if isinstance(stop_below, bool) or not isinstance(stop_below, (int, float)) or not 0 <= stop_below < 1:
+            raise SpeculativeError(f"stop_below must be a number in [0, 1), got {stop_below!r}")
         self.stop_below = float(stop_below)
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
@@ -306,7 +307,7 @@ def best_gamma(alpha:float, cost:float, max_gamma:int=16) -> tuple[int, float]:
     return max(((g, expected_tokens(alpha, g) / (g * cost + 1)) for g in range(1, max_gamma + 1)), key=lambda t: t[1])
 
 def _check_gamma(g, what="gamma"):
-    if not isinstance(g, (int, np.integer)) or g < 1:
+    if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
         raise SpeculativeError(f"{what} must be an integer ≥ 1 (draft tokens per step), got {g!r}; "
                                "for plain decoding use model.generate")
 
@@ -374,6 +375,10 @@ def speculative_generate(lm,                   # the target `LoadedModel`
                          chat:bool=True,
                         ) -> dict:
     "Speculative decoding of a batch: lossless (greedy: equal to `generate`; sampling: the target's distribution)."
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+        raise SpeculativeError(f"max_new_tokens must be an integer ≥ 1, got {max_new_tokens!r}")
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise SpeculativeError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature!r}")
     rule, forward = as_gamma_rule(gamma), full_logits_fn(lm.model)
     ids = encode_prompts(lm, prompts, chat)
     B, eos = len(ids), stop_ids(lm)
@@ -497,13 +502,17 @@ def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a 
     """Learn-then-Test calibration of `entropy_switch_generate`'s threshold on a disagreement risk with the large
     model's greedy output (Angelopoulos et al. 2021; p-values: binomial for 'sequence', Hoeffding–Bentkus for
     'token'; fixed-sequence testing from the lowest τ). Returns the `risk.LTTResult`: `.chosen_config['threshold']`
-    is the cheapest certified τ (cost = fraction of tokens from the large model); its `.table()` has one row per τ
-    with the empirical risk (`risk_disagreement`) and cost. Raises `SpeculativeError` for bad input and `risk.RiskInputError` for ε/δ
-    outside (0, 1)."""
+    is the cheapest certified τ (cost = fraction of tokens from the large model; when none is certified `.ok` is
+    False and `.chosen_config` raises `risk.NoValidConfigurationError`, saying how many prompts would be needed); its
+    `.table()` has one row per τ
+    with the empirical risk (`risk_disagreement`) and cost. Raises, before any generation, `SpeculativeError` for bad
+    input and `risk.RiskInputError` for ε/δ outside (0, 1)."""
     from tqdm.auto import tqdm
-    from adaptbench.risk import learn_then_test
+    from adaptbench.risk import _check_level, learn_then_test
     if loss not in ("sequence", "token"): raise SpeculativeError(f"loss must be 'sequence' or 'token', got {loss!r}")
-    taus = sorted({float(t) for t in np.atleast_1d(np.asarray(thresholds, float))})
+    _check_level("eps", eps); _check_level("delta", delta)                 # before any generation
+    try: taus = sorted({float(t) for t in np.atleast_1d(np.asarray(thresholds, float))})
+    except (TypeError, ValueError): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}") from None
     if not taus or any(math.isnan(t) for t in taus): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}")
     check_same_tokenizer(large, small)
     ids = encode_prompts(large, prompts, chat)

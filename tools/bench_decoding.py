@@ -16,9 +16,11 @@ Same prompts for every method: general chat prompts (the held-out lens prompts) 
 Each model runs with the default CPU matrix multiply (kernels = mkl) and with its linear layers prepacked for oneDNN
 (kernels = onednn, `models.pack_linear_weights`), where verifying γ + 1 tokens costs about what one token does.
 `speedup` is over `generate` with the same kernels; `speedup_vs_mkl` over `generate` with the default kernels.
+Timings on 2 shared cores are noisy: with --repeats 1, differences of 15-20 % between rows are within run-to-run noise
+(compare `drafted`/`acceptance`, which do not depend on timing); keep the machine otherwise idle.
 Rows go to data/bench/decoding_cpu.csv (or --out); the drafting-layer table to *_layers.csv; a summary is printed.
 
-    python tools/bench_decoding.py --quick                      # a reduced run (minutes): validates the script
+    python tools/bench_decoding.py --quick                      # a reduced run (minutes, to the temp folder): validates the script
     python tools/bench_decoding.py --repeats 1 --prompts 6 --qwen --ead-thresholds 1.0 2.0
                                                                 # the shipped decoding_cpu.csv (47 min on 2 cores; it
                                                                 # predates --qwen-stop-below, whose rows are in ↓)
@@ -168,7 +170,9 @@ def linear_check(shapes=((576, 1536), (1536, 576), (576, 49152)), rows=(1, 2, 4,
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="reduced: 4 prompts per set, 32 new tokens, γ 4 + heuristic")
+    ap.add_argument("--quick", action="store_true",
+                    help="reduced (overrides --prompts, --max-new-tokens, --gammas, --adaptive, --repeats and the Qwen "
+                         "sizes: 4 prompts, 32 tokens, γ 4 + heuristic, 1 run); writes to the temp folder unless --out")
     ap.add_argument("--prompts", type=int, default=8, help="prompts per set (chat, puzzle)")
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
@@ -189,7 +193,7 @@ def main(argv=None):
     ap.add_argument("--onednn-drafters", nargs="*", default=["lookup"], help="drafters also run with prepacked weights")
     ap.add_argument("--onednn-hf", nargs="*", default=["hf:prompt_lookup"], help="transformers modes also run prepacked")
     ap.add_argument("--qwen-kernels", nargs="+", default=["onednn"], choices=["mkl", "onednn"],
-                    help="the Qwen pair's kernels (the default MKL path runs the 1.5B at about half the speed)")
+                    help="the Qwen pair's kernels (the default MKL path ran the 1.5B at about two thirds of the speed)")
     ap.add_argument("--qwen-sets", nargs="+", default=["chat"])
     ap.add_argument("--qwen-prompts", type=int, default=4)
     ap.add_argument("--qwen-tokens", type=int, default=64)
@@ -199,11 +203,14 @@ def main(argv=None):
                     help="also the 0.5B with dynamic lookahead: a draft ends after a token below this probability")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is kept")
-    ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "decoding_cpu.csv"))
+    ap.add_argument("--out", default=None, help="CSV path (default data/bench/decoding_cpu.csv; with --quick, in the temp folder)")
     a = ap.parse_args(argv)
     if a.quick:
         a.prompts, a.max_new_tokens, a.gammas, a.adaptive, a.repeats = 4, 32, [4], ["heuristic"], 1
         a.layer_gammas, a.qwen_prompts, a.qwen_tokens, a.qwen_gammas = ["heuristic"], 2, 16, ["heuristic"]
+    if a.out is None:                            # a --quick check must not overwrite the shipped figures
+        import tempfile
+        a.out = str(Path(tempfile.gettempdir()) / "decoding_cpu_quick.csv") if a.quick else str(ROOT / "data" / "bench" / "decoding_cpu.csv")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     out = Path(a.out)
@@ -299,9 +306,11 @@ def write(rows, a, out) -> pd.DataFrame:
     "The rows as a table, written atomically to `out`."
     df = pd.DataFrame(rows)
     if "speedup" in df:                          # over generate with the default kernels, same model, prompts, batch
-        gen = df[(df.method == "generate") & (df.kernels == "mkl")].set_index(["model", "prompts", "batch"]).tokens_per_s
+        tps = df.new_tokens / df.seconds                                      # unrounded tokens/s
+        ref = df[(df.method == "generate") & (df.kernels == "mkl")]
+        gen = pd.Series(tps[ref.index].values, index=pd.MultiIndex.from_frame(ref[["model", "prompts", "batch"]]))
         key = list(zip(df.model.str.replace("qwen 0.5b→1.5b", "qwen2.5-coder-1.5b"), df.prompts, df.batch))
-        df["speedup_vs_mkl"] = [round(t / gen[k], 3) if k in gen.index else float("nan") for t, k in zip(df.tokens_per_s, key)]
+        df["speedup_vs_mkl"] = [round(t / gen[k], 3) if k in gen.index else float("nan") for t, k in zip(tps, key)]
     df.insert(0, "setting", "quick" if a.quick else "full")
     df.insert(1, "threads", a.threads)
     df.insert(2, "repeats", a.repeats)
