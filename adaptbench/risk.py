@@ -19,8 +19,9 @@ from .core import AdaptbenchError
 # %% auto #0
 __all__ = ['P_VALUES', 'BINARY_ONLY', 'FWER', 'RiskInputError', 'NoValidConfigurationError', 'binary_kl', 'hoeffding_p',
            'hoeffding_kl_p', 'bentkus_p', 'hoeffding_bentkus_p', 'binomial_p', 'bonferroni', 'fixed_sequence', 'holm',
-           'check_procedure', 'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_losses',
-           'LTTResult', 'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control', 'repeat_splits']
+           'check_procedure', 'ltt_p_values', 'ltt_valid', 'cheapest', 'min_calibration_size', 'check_level',
+           'check_losses', 'LTTResult', 'learn_then_test', 'crc_index', 'CRCResult', 'conformal_risk_control',
+           'repeat_splits']
 
 # %% ../nbs/06_risk.ipynb #4ce0131d
 class RiskInputError(AdaptbenchError, ValueError):
@@ -196,7 +197,8 @@ def min_calibration_size(eps:float, # target risk
     return float(hi)
 
 # %% ../nbs/06_risk.ipynb #e7a46037
-def _check_level(name, x):
+def check_level(name, x):
+    "`x` as a float if it is a finite number strictly between 0 and 1 (an ε or δ), else `RiskInputError` naming `name`."
     if not (isinstance(x, (int, float, np.floating)) and np.isfinite(x) and 0 < x < 1):
         raise RiskInputError(f"{name} must be a number strictly between 0 and 1, got {x!r}")
     return float(x)
@@ -208,7 +210,7 @@ def _as_risks(losses, eps) -> tuple[dict, dict]:
     if not isinstance(eps, Mapping): eps = {k: eps for k in losses}
     if set(eps) != set(losses):
         raise RiskInputError(f"eps names {sorted(eps)} must match the loss names {sorted(losses)}")
-    return dict(losses), {k: _check_level(f"eps[{k!r}]", eps[k]) for k in losses}
+    return dict(losses), {k: check_level(f"eps[{k!r}]", eps[k]) for k in losses}
 
 def check_losses(L, # (C, n) losses
                  name:str="losses", # name used in error messages
@@ -305,7 +307,7 @@ def learn_then_test(losses, # (C, n) losses in [0, 1], or a mapping risk name �
                     configs:pd.DataFrame|None=None, # one row of knob values per configuration
                    ) -> LTTResult:
     "Learn-then-Test over a grid: P(every valid configuration has risk ≤ ε) ≥ 1 − δ; choose the cheapest valid one."
-    delta = _check_level("delta", delta)
+    delta = check_level("delta", delta)
     check_procedure(p_value, fwer)
     losses, eps = _as_risks(losses, eps)
     losses = {k: check_losses(v, f"losses[{k!r}]") for k, v in losses.items()}
@@ -387,7 +389,7 @@ def conformal_risk_control(losses, # (C, n) losses in [0, B], configurations ord
                           ) -> CRCResult:
     "Conformal risk control: E[L_new(λ̂)] ≤ ε for a loss non-decreasing along the grid (safest first)."
     if not (np.isfinite(B) and B > 0): raise RiskInputError(f"B must be a positive finite bound, got {B!r}")
-    eps = _check_level("eps / B", eps / B) * B
+    eps = check_level("eps / B", eps / B) * B
     L = check_losses(losses, "losses", bound=B)
     C, n = L.shape
     if monotonize: L = np.maximum.accumulate(L, axis=0)
@@ -421,8 +423,8 @@ def repeat_splits(losses:dict, # risk name → (C, N) losses of the whole pool
     K, C, N = L.shape
     cost = np.zeros((C, N)) if cost is None else np.asarray(cost, float)
     if set(eps) != set(names): raise RiskInputError(f"eps names {sorted(eps)} must match the loss names {names}")
-    ev = np.array([_check_level(f"eps[{k!r}]", eps[k]) for k in names])
-    delta = _check_level("delta", delta)
+    ev = np.array([check_level(f"eps[{k!r}]", eps[k]) for k in names])
+    delta = check_level("delta", delta)
     for m in methods:
         if m not in ("crc", "naive") and (isinstance(m, str) or len(m) != 2 or m[0] not in P_VALUES or m[1] not in FWER):
             raise RiskInputError(f"unknown method {m!r}: use (p_value, fwer) with p_value in {sorted(P_VALUES)} and fwer "

@@ -506,13 +506,11 @@ def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a 
     False and `.chosen_config` raises `risk.NoValidConfigurationError`, saying how many prompts would be needed); its
     `.table()` has one row per τ
     with the empirical risk (`risk_disagreement`) and cost. Raises, before any generation, `SpeculativeError` for bad
-    input (ε or δ outside (0, 1) included)."""
+    input and `risk.RiskInputError` for ε or δ outside (0, 1)."""
     from tqdm.auto import tqdm
-    from adaptbench.risk import learn_then_test
+    from adaptbench.risk import check_level, learn_then_test
     if loss not in ("sequence", "token"): raise SpeculativeError(f"loss must be 'sequence' or 'token', got {loss!r}")
-    for name, x in (("eps", eps), ("delta", delta)):                       # before any generation
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x < 1:   # NaN fails too
-            raise SpeculativeError(f"{name} must be a number strictly between 0 and 1, got {x!r}")
+    check_level("eps", eps); check_level("delta", delta)                  # before any generation
     try: taus = sorted({float(t) for t in np.atleast_1d(np.asarray(thresholds, float))})
     except (TypeError, ValueError): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}") from None
     if not taus or any(math.isnan(t) for t in taus): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}")
