@@ -380,7 +380,9 @@ def _check_packable():
 
 class PackedLinear(nn.Module):
     "`nn.Linear` whose no-grad forward runs oneDNN's linear on weights reordered once (float32, CPU)."
-    def __init__(self, linear:nn.Linear):
+    def __init__(self, linear:nn.Linear,
+                 half_gemv:bool=False, # also keep a float16 copy for one-row products (draft models only: not exact)
+                ):
         super().__init__()
         w = linear.weight
         if w.device.type != "cpu" or w.dtype != torch.float32:
@@ -388,26 +390,34 @@ class PackedLinear(nn.Module):
                                "load the model with device='cpu', dtype='float32'")
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.weight, self.bias = linear.weight, linear.bias      # the same Parameters: tying and training unchanged
+        self.half_gemv = bool(half_gemv)
         self._pack()
 
     def _pack(self):
         with torch.no_grad():
             self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
+            self._w16 = self.weight.detach().half() if self.half_gemv else None
+            self._b16 = self.bias.detach().half() if self.half_gemv and self.bias is not None else None
         self._version = (self.weight._version, self.weight.data_ptr())    # in-place change, or `.data =` swap
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:     # (..., in_features) -> (..., out_features)
         if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad) or x.dtype != torch.float32:
             return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
         if (self.weight._version, self.weight.data_ptr()) != self._version: self._pack()   # changed since packing
+        if self._w16 is not None and x.numel() == self.in_features:       # one row: a float16 matrix–vector product
+            y = nn.functional.linear(x.half(), self._w16, self._b16).float()
+            if torch.isfinite(y).all(): return y                           # (float16 overflow: the float32 path)
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
 
     def __deepcopy__(self, memo):                          # the reordered tensor cannot be copied: pack the copy
         import copy
         lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
         lin.weight, lin.bias = copy.deepcopy(self.weight, memo), copy.deepcopy(self.bias, memo)
-        return PackedLinear(lin)
+        return PackedLinear(lin, self.half_gemv)
 
-    def extra_repr(self): return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed=oneDNN"
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"packed=oneDNN{', half_gemv=True' if self.half_gemv else ''}")
 
 def _swap_linears(root:nn.Module, fn, kind) -> int:
     n = 0
@@ -416,10 +426,12 @@ def _swap_linears(root:nn.Module, fn, kind) -> int:
             if type(child) is kind: setattr(mod, name, fn(child)); n += 1
     return n
 
-def pack_linear_weights(lm) -> int:
-    "Swap every `nn.Linear` of `lm` (a `LoadedModel` or module) for a `PackedLinear`, in place; returns how many."
+def pack_linear_weights(lm,                    # a `LoadedModel` or module
+                        half_gemv:bool=False,  # one-row products in float16 (a draft model's speed-up; not exact)
+                       ) -> int:               # how many layers were swapped
+    "Swap every `nn.Linear` of `lm` for a `PackedLinear`, in place (see above for `half_gemv`)."
     _check_packable()
-    return _swap_linears(getattr(lm, "model", lm), PackedLinear, nn.Linear)
+    return _swap_linears(getattr(lm, "model", lm), lambda lin: PackedLinear(lin, half_gemv), nn.Linear)
 
 def _unpacked(p:PackedLinear) -> nn.Linear:
     lin = nn.Linear(p.in_features, p.out_features, bias=p.bias is not None, device="meta")

@@ -26,10 +26,10 @@ from .models import crop_cache, stop_ids   # the one KV crop and stop-id rule
 
 # %% auto #0
 __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg', 'full_logits_fn',
-           'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter', 'ModelDrafter',
-           'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma',
-           'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate', 'greedy_reference',
-           'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate',
+           'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter', 'confidence_threshold',
+           'ModelDrafter', 'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma',
+           'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate',
+           'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate',
            'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
@@ -192,6 +192,7 @@ class Drafter(Protocol):
     def reset(self, batch:int): ...
     def draft(self, seqs:list[list[int]], gammas:list[int], temperature:float=0.0,
               generator:torch.Generator|None=None) -> tuple[list[list[int]], list[torch.Tensor|None]]: ...
+    # optional: `update(i, accepted, drafted)`, told after each verify how many of row i's drafts were kept
 
 # %% ../nbs/14_speculative.ipynb #7587a8fc
 def lookup_draft(seq:list[int], gamma:int, max_ngram:int=3, min_ngram:int=1) -> list[int]:
@@ -215,6 +216,17 @@ class LookupDrafter:
         return [lookup_draft(s, g, self.max_ngram, self.min_ngram) if g > 0 else [] for s, g in zip(seqs, gammas)], [None] * len(seqs)
 
 # %% ../nbs/14_speculative.ipynb #3344c6a2
+def confidence_threshold(probs, accepted, fn_cost:float=3.0) -> float|None:
+    """The draft probability below which to stop drafting, from past drafts: the ROC threshold minimising
+    FPR + `fn_cost`·FNR, where a positive is a draft the target accepted (transformers' online update of
+    `assistant_confidence_threshold`, an unsupervised form of Mamou et al. 2024's DISCO; `sklearn.metrics.roc_curve`).
+    None until there are more than 5 drafts with both outcomes."""
+    y = np.asarray(accepted, dtype=int)
+    if len(y) <= 5 or y.min() == y.max(): return None
+    from sklearn.metrics import roc_curve
+    fpr, tpr, thr = roc_curve(y, np.asarray(probs, dtype=float))
+    return float(min(thr[int(np.argmin(fpr + fn_cost * (1 - tpr)))], 1.0))
+
 def _sample_or_argmax(z:torch.Tensor, temperature:float, generator) -> tuple[int, torch.Tensor|None]:
     if temperature <= 0: return int(z.argmax()), None
     q = torch.softmax(z.float() / temperature, -1)
@@ -225,9 +237,11 @@ class _KVDrafter:
     def _logits_fn(self): raise NotImplementedError
     def reset(self, batch:int): self.kv = RaggedKV(self._logits_fn(), batch, self.device)
     stop_below:float = 0.0    # stop a row's draft after a token whose draft probability is below this (0: never)
+    adaptive:bool = False     # re-fit `stop_below` after every verify (`confidence_threshold`)
     def draft(self, seqs, gammas, temperature=0.0, generator=None):
         B = len(seqs); cur = [list(s) for s in seqs]
         drafts, qs, live = [[] for _ in range(B)], [[] for _ in range(B)], [True] * B
+        self._p = [[] for _ in range(B)]                      # draft probability of each drafted token
         for j in range(max(gammas, default=0)):
             want = [1 if j < g and live[i] else 0 for i, g in enumerate(gammas)]
             if not any(want): break
@@ -238,25 +252,36 @@ class _KVDrafter:
                 t, q = _sample_or_argmax(z, temperature, generator)
                 drafts[i].append(t); cur[i].append(t)
                 if q is not None: qs[i].append(q)
-                if self.stop_below > 0:                       # dynamic lookahead: the draft is unsure, verify now
-                    p = q[t] if q is not None else torch.softmax(z.float(), -1)[t]
-                    live[i] = bool(p >= self.stop_below)
+                if self.stop_below > 0 or self.adaptive:      # dynamic lookahead: the draft is unsure, verify now
+                    p = float(q[t] if q is not None else torch.softmax(z.float(), -1)[t])
+                    live[i] = p >= self.stop_below; self._p[i].append(p)
         return drafts, [torch.stack(q) if q else None for q in qs]
+
+    def update(self, i:int, accepted:int, drafted:int):
+        "Record row i's outcome (the first `accepted` drafts kept, the next one rejected) and re-fit `stop_below`."
+        if not self.adaptive or drafted == 0: return
+        p = self._p[i][:drafted]
+        self.outcomes += [(x, 1) for x in p[:accepted]] + ([(p[accepted], 0)] if accepted < drafted else [])
+        t = confidence_threshold(*zip(*self.outcomes))
+        if t is not None: self.stop_below = t
 
 class ModelDrafter(_KVDrafter):
     "A separate, smaller draft model sharing the target's tokenizer."
     def __init__(self, draft, # the draft `LoadedModel`
                  target=None, # the target `LoadedModel`: checks the tokenizers match and sets `cost`
-                 stop_below:float=0.0, # end a draft early after a token drafted with probability < this (0: never;
-                                       # transformers' `assistant_confidence_threshold`, Mamou et al. 2024)
+                 stop_below:float|str=0.0, # end a draft early after a token drafted with probability < this (0: never;
+                                       # transformers' `assistant_confidence_threshold`, Mamou et al. 2024); 'adaptive':
+                                       # start at 0.4 and re-fit after each verify (`confidence_threshold`), as transformers does
                 ):
         if target is not None: check_same_tokenizer(target, draft)
+        self.adaptive = stop_below == "adaptive"
+        if self.adaptive: stop_below = 0.4
         if isinstance(stop_below, bool) or not isinstance(stop_below, (int, float)) or not 0 <= stop_below < 1:
-            raise SpeculativeError(f"stop_below must be a number in [0, 1), got {stop_below!r}")
-        self.stop_below = float(stop_below)
+            raise SpeculativeError(f"stop_below must be a number in [0, 1) or 'adaptive', got {stop_below!r}")
+        self.stop_below, self.outcomes = float(stop_below), []   # outcomes: (draft probability, accepted) of past drafts
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
-        self.name = f"model:{draft.spec}" + (f"@{stop_below:g}" if stop_below else "")
+        self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5
     def _logits_fn(self): return full_logits_fn(self.lm.model)
 
@@ -402,6 +427,7 @@ def speculative_generate(lm,                   # the target `LoadedModel`
             a, nxt = accept_drafts(logits[i], drafts[i], qs[i], temperature, gen)
             drafted += len(drafts[i]); accepted += a; per_row[i].append(a)
             rule.update(i, a, len(drafts[i]))
+            if hasattr(drafter, "update"): drafter.update(i, a, len(drafts[i]))
             for t in drafts[i][:a] + [nxt]:
                 seqs[i].append(t)
                 if t in eos or len(seqs[i]) - n0[i] >= max_new_tokens: done[i] = True; break

@@ -11,7 +11,10 @@ Same prompts for every method: general chat prompts (the held-out lens prompts) 
                     expected); `identical` = token-for-token equal to per-prompt greedy generate
   hf:prompt_lookup  generate(prompt_lookup_num_tokens=10)               (batch 1; transformers supports no more)
   hf:early_exit     generate(assistant_early_exit=k), SmolLM2           (batch 1)
-  hf:assistant      generate(assistant_model=Qwen 0.5B), Qwen 1.5B      (batch 1)
+  hf:assistant      generate(assistant_model=Qwen 0.5B), Qwen 1.5B      (batch 1; -half: the float16 0.5B)
+  *-half            with --qwen-draft-half, the 0.5B packed with `half_gemv` (float16 one-row products): its drafters,
+                    transformers' assistant, and the 0.5B's own `generate` (model qwen2.5-coder-0.5b, kernels
+                    onednn-half; speedup and identical against its float32 row)
   ead@τ             entropy switching Qwen 0.5B → 1.5B at threshold τ nats: frac_large, agreement with 1.5B greedy
 Each model runs with the default CPU matrix multiply (kernels = mkl) and with its linear layers prepacked for oneDNN
 (kernels = onednn, `models.pack_linear_weights`), where verifying γ + 1 tokens costs about what one token does.
@@ -27,6 +30,9 @@ Rows go to data/bench/decoding_cpu.csv (or --out); the drafting-layer table to *
     python tools/bench_decoding.py --no-smollm2 --qwen --qwen-drafters --qwen-stop-below 0.4 --qwen-gammas 8 heuristic \
         --batches 1 --no-hf --ead-thresholds --repeats 1 --out data/bench/decoding_cpu_qwen_lookahead.csv
                                                                 # the 0.5B drafting with dynamic lookahead (8 min)
+    python tools/bench_decoding.py --no-smollm2 --qwen --qwen-draft-half --qwen-drafters --qwen-stop-below 0.6 adaptive \
+        --qwen-gammas heuristic --qwen-hf hf:assistant --batches 1 --ead-thresholds --repeats 2 \
+        --out data/bench/decoding_cpu_qwen_half.csv             # + the 0.5B with float16 one-row products (30 min)
     python tools/bench_decoding.py --qwen                       # + the Qwen pair (`adaptbench models get ...` first)
     python tools/bench_decoding.py --reasoner --no-smollm2 --kernels mkl --out data/bench/decoding_cpu_reasoner.csv
                                                                 # the trained reasoner's think replies (lookup drafter)
@@ -45,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.model_store import registered_path  # noqa: E402
-from adaptbench.models import load_model, pack_linear_weights, stop_ids  # noqa: E402
+from adaptbench.models import load_model, pack_linear_weights, stop_ids, unpack_linear_weights  # noqa: E402
 from adaptbench.puzzles import get_puzzle  # noqa: E402
 from adaptbench.lens import LENS_PROMPTS  # noqa: E402
 from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter,  # noqa: E402
@@ -121,18 +127,20 @@ def gamma_rules(a, names=None):
     return [(n, make[n]() if n in make else int(n)) for n in names]
 
 
-def bench_model(name, lm, drafters, sets, a, hf_kw, log, kernels="mkl"):
+def bench_model(name, lm, drafters, sets, a, hf_kw, log, kernels="mkl", refs=None):
     "Rows for one model and kernel choice; `drafters` are (name, drafter, γ rule names or None for the run's)."
-    rows = []
+    rows, refs = [], {} if refs is None else refs     # refs: (set, batch) → timed generate, filled here, reused if given
     def krow(*args, **kw): return dict(kernels=kernels, **row(*args, **kw))
     for pset, prompts in sets.items():
         ids = encode_prompts(lm, prompts)
-        ref, rsecs = best_of(lambda: generate_rows(lm, ids, 1, a.max_new_tokens), a.repeats)   # per-sequence greedy: the truth
         for batch in a.batches:
-            gen, gsecs = (ref, rsecs) if batch == 1 else best_of(lambda: generate_rows(lm, ids, batch, a.max_new_tokens), a.repeats)
+            if (pset, batch) not in refs:        # per-sequence greedy (batch 1) is the truth every row is checked against
+                refs[pset, batch] = best_of(lambda: generate_rows(lm, ids, batch, a.max_new_tokens), a.repeats)
+                rows.append(krow(name, pset, batch, "generate", "", *refs[pset, batch], refs[pset, 1][0],
+                                 sum(map(len, refs[pset, batch][0])) / refs[pset, batch][1]))
+                log(rows[-1])
+            ref, (gen, gsecs) = refs[pset, 1][0], refs[pset, batch]
             ref_tps = sum(map(len, gen)) / gsecs
-            rows.append(krow(name, pset, batch, "generate", "", gen, gsecs, ref, ref_tps))
-            log(rows[-1])
             for dname, drafter, rules in drafters:
                 for gname, g in gamma_rules(a, rules):
                     toks, secs, ex = best_of(lambda: run_spec(lm, ids, batch, drafter, g, a.max_new_tokens), a.repeats)
@@ -199,8 +207,14 @@ def main(argv=None):
     ap.add_argument("--qwen-tokens", type=int, default=64)
     ap.add_argument("--qwen-gammas", nargs="+", default=["3", "heuristic"], help="γ rules of the Qwen draft model")
     ap.add_argument("--qwen-drafters", nargs="*", default=["model", "lookup"], help="model (0.5B drafts) | lookup")
-    ap.add_argument("--qwen-stop-below", type=float, nargs="*", default=[0.4],
-                    help="also the 0.5B with dynamic lookahead: a draft ends after a token below this probability")
+    ap.add_argument("--qwen-stop-below", type=lambda v: v if v == "adaptive" else float(v), nargs="*", default=[0.4],
+                    help="also the 0.5B with dynamic lookahead: a draft ends after a token below this probability "
+                         "('adaptive': re-fitted after every verify, as transformers does)")
+    ap.add_argument("--qwen-hf", nargs="*", default=["hf:prompt_lookup", "hf:assistant"],
+                    help="transformers' modes run on the Qwen pair (hf:prompt_lookup, hf:assistant)")
+    ap.add_argument("--qwen-draft-half", action="store_true",
+                    help="also the 0.5B drafters with float16 one-row products (pack_linear_weights(half_gemv=True)), "
+                         "after the float32 ones; entropy switching then uses the float16 0.5B too")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is kept")
     ap.add_argument("--out", default=None, help="CSV path (default data/bench/decoding_cpu.csv; with --quick, in the temp folder)")
@@ -266,11 +280,14 @@ def main(argv=None):
             small, large = load_model("qwen2.5-coder-0.5b", device="cpu"), load_model("qwen2.5-coder-1.5b", device="cpu")
             qsets = {k: v for k, v in prompt_sets(a.qwen_prompts).items() if k in a.qwen_sets}
             qa = argparse.Namespace(**{**vars(a), "max_new_tokens": a.qwen_tokens})
-            qd = [("model:qwen-0.5b", ModelDrafter(small, large), a.qwen_gammas)] * ("model" in a.qwen_drafters) + \
-                 [(f"model:qwen-0.5b@{p}", ModelDrafter(small, large, stop_below=p), a.qwen_gammas) for p in a.qwen_stop_below] + \
-                 ([("lookup", LookupDrafter(), ["heuristic"])] if "lookup" in a.qwen_drafters else [])
+            def model_drafters(tag=""):          # fresh drafters: an adaptive threshold starts again at 0.4
+                small.model.generation_config.assistant_confidence_threshold = 0.4   # transformers' is kept per model too
+                return [(f"model:qwen-0.5b{tag}", ModelDrafter(small, large), a.qwen_gammas)] * ("model" in a.qwen_drafters) + \
+                       [(f"model:qwen-0.5b{tag}@{p}", ModelDrafter(small, large, stop_below=p), a.qwen_gammas) for p in a.qwen_stop_below]
+            qd = model_drafters() + ([("lookup", LookupDrafter(), ["heuristic"])] if "lookup" in a.qwen_drafters else [])
             hfq = {} if a.no_hf else {"hf:prompt_lookup": dict(prompt_lookup_num_tokens=10),
                                       "hf:assistant": dict(assistant_model=small.model)}
+            hfq = {h: kw for h, kw in hfq.items() if h in a.qwen_hf}
             if "mkl" not in a.qwen_kernels:      # still time plain generate once, for speedup_vs_mkl
                 for pset, prompts in qsets.items():
                     ids = encode_prompts(large, prompts)
@@ -280,10 +297,29 @@ def main(argv=None):
                     log(rows[-1])
             for k in a.qwen_kernels:
                 if k == "onednn": pack_linear_weights(small); pack_linear_weights(large)
-                rows += bench_model("qwen2.5-coder-1.5b", large, qd, qsets, qa, hfq, log, k); save()
+                refs = {}
+                rows += bench_model("qwen2.5-coder-1.5b", large, qd, qsets, qa, hfq, log, k, refs); save()
+                if a.qwen_draft_half and k == "onednn":    # the same drafters, the 0.5B's one-row products in float16
+                    def draft_generate(kern, ref=None):    # the 0.5B on its own: what float16 one-row products save
+                        out = {}                                # speedup and identical: against the float32 row
+                        for pset, prompts in qsets.items():
+                            ids = encode_prompts(small, prompts)
+                            toks, secs = best_of(lambda: generate_rows(small, ids, 1, qa.max_new_tokens), a.repeats)
+                            rt, rtps = (ref or {}).get(pset, (toks, sum(map(len, toks)) / secs))
+                            rows.append(dict(kernels=kern, **row("qwen2.5-coder-0.5b", pset, 1, "generate", "", toks, secs,
+                                                                  rt, rtps)))
+                            log(rows[-1]); out[pset] = (toks, sum(map(len, toks)) / secs)
+                        return out
+                    small_ref = draft_generate("onednn")
+                    unpack_linear_weights(small); pack_linear_weights(small, half_gemv=True)
+                    draft_generate("onednn-half", small_ref)
+                    qh = model_drafters("-half")
+                    rows += bench_model("qwen2.5-coder-1.5b", large, qh, qsets, qa,
+                                        {f"{h}-half": kw for h, kw in hfq.items() if h == "hf:assistant"}, log, k, refs)
+                    save()
                 for pset, prompts in qsets.items():
                     ids = encode_prompts(large, prompts)
-                    ref, gsecs = best_of(lambda: generate_rows(large, ids, 1, qa.max_new_tokens), a.repeats)
+                    ref, gsecs = refs[pset, 1]        # the generate timed above (not timed again)
                     ref_tps = sum(map(len, ref)) / gsecs
                     for tau in a.ead_thresholds:
                         r = entropy_switch_generate(small, large, ids, tau, max_new_tokens=qa.max_new_tokens)
