@@ -393,19 +393,22 @@ class PackedLinear(nn.Module):
         self.half_gemv = bool(half_gemv)
         self._pack()
 
+    def _key(self): return (self.weight._version, self.weight.data_ptr(), self.half_gemv)
+
     def _pack(self):
         with torch.no_grad():
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), None)
-            self._w16 = self.weight.detach().half() if self.half_gemv else None
-            self._b16 = self.bias.detach().half() if self.half_gemv and self.bias is not None else None
-        self._version = (self.weight._version, self.weight.data_ptr())    # in-place change, or `.data =` swap
+            self._src = self.weight.detach()    # holds the packed-from storage: a swapped-in tensor cannot reuse its address
+            self._packed = torch.ops.mkldnn._reorder_linear_weight(self._src, None)
+            self._w16 = self._src.half() if self.half_gemv else None
+        self._version = self._key()             # in-place change (version counter), `.data =` swap (address), mode
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:     # (..., in_features) -> (..., out_features)
         if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad) or x.dtype != torch.float32:
             return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
-        if (self.weight._version, self.weight.data_ptr()) != self._version: self._pack()   # changed since packing
+        if self._key() != self._version: self._pack()                      # changed since packing
         if self._w16 is not None and x.numel() == self.in_features:       # one row: a float16 matrix–vector product
-            y = nn.functional.linear(x.half(), self._w16, self._b16).float()
+            y = nn.functional.linear(x.half(), self._w16).float()
+            if self.bias is not None: y = y + self.bias                    # the live float32 bias
             if torch.isfinite(y).all(): return y                           # (float16 overflow: the float32 path)
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
 
@@ -428,10 +431,13 @@ def _swap_linears(root:nn.Module, fn, kind) -> int:
 
 def pack_linear_weights(lm,                    # a `LoadedModel` or module
                         half_gemv:bool=False,  # one-row products in float16 (a draft model's speed-up; not exact)
-                       ) -> int:               # how many layers were swapped
-    "Swap every `nn.Linear` of `lm` for a `PackedLinear`, in place (see above for `half_gemv`)."
+                       ) -> int:               # how many layers were swapped (or, if already packed, switched)
+    "Swap every `nn.Linear` of `lm` for a `PackedLinear`, in place; on packed layers, set `half_gemv` (see above)."
     _check_packable()
-    return _swap_linears(getattr(lm, "model", lm), lambda lin: PackedLinear(lin, half_gemv), nn.Linear)
+    root = getattr(lm, "model", lm)
+    switched = [m for m in root.modules() if isinstance(m, PackedLinear) and m.half_gemv != bool(half_gemv)]
+    for m in switched: m.half_gemv = bool(half_gemv)                       # repacked at its next forward
+    return _swap_linears(root, lambda lin: PackedLinear(lin, half_gemv), nn.Linear) + len(switched)
 
 def _unpacked(p:PackedLinear) -> nn.Linear:
     lin = nn.Linear(p.in_features, p.out_features, bias=p.bias is not None, device="meta")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -220,8 +221,12 @@ def confidence_threshold(probs, accepted, fn_cost:float=3.0) -> float|None:
     """The draft probability below which to stop drafting, from past drafts: the ROC threshold minimising
     FPR + `fn_cost`·FNR, where a positive is a draft the target accepted (transformers' online update of
     `assistant_confidence_threshold`, an unsupervised form of Mamou et al. 2024's DISCO; `sklearn.metrics.roc_curve`).
-    None until there are more than 5 drafts with both outcomes."""
-    y = np.asarray(accepted, dtype=int)
+    None until there are more than 5 drafts with both outcomes. Raises `SpeculativeError` for `fn_cost` not a positive
+    number or `accepted` not 0/1."""
+    if isinstance(fn_cost, bool) or not isinstance(fn_cost, numbers.Real) or not 0 < fn_cost < math.inf:
+        raise SpeculativeError(f"fn_cost must be a positive number (the cost of a wrongly stopped draft relative to a rejected one), got {fn_cost!r}")
+    y = np.asarray(accepted, dtype=float)
+    if y.size and not np.isin(y, (0, 1)).all(): raise SpeculativeError("accepted must hold 0 (rejected) or 1 (kept) per draft")
     if len(y) <= 5 or y.min() == y.max(): return None
     from sklearn.metrics import roc_curve
     fpr, tpr, thr = roc_curve(y, np.asarray(probs, dtype=float))
@@ -235,7 +240,9 @@ def _sample_or_argmax(z:torch.Tensor, temperature:float, generator) -> tuple[int
 class _KVDrafter:
     "A drafter that runs a model autoregressively over a `RaggedKV`."
     def _logits_fn(self): raise NotImplementedError
-    def reset(self, batch:int): self.kv = RaggedKV(self._logits_fn(), batch, self.device)
+    def reset(self, batch:int):
+        self.kv = RaggedKV(self._logits_fn(), batch, self.device)
+        if self.adaptive: self.stop_below, self.outcomes = self.start_below, []   # each call learns afresh (reproducible)
     stop_below:float = 0.0    # stop a row's draft after a token whose draft probability is below this (0: never)
     adaptive:bool = False     # re-fit `stop_below` after every verify (`confidence_threshold`)
     def draft(self, seqs, gammas, temperature=0.0, generator=None):
@@ -261,7 +268,8 @@ class _KVDrafter:
         "Record row i's outcome (the first `accepted` drafts kept, the next one rejected) and re-fit `stop_below`."
         if not self.adaptive or drafted == 0: return
         p = self._p[i][:drafted]
-        self.outcomes += [(x, 1) for x in p[:accepted]] + ([(p[accepted], 0)] if accepted < drafted else [])
+        new = [(x, 1) for x in p[:accepted]] + ([(p[accepted], 0)] if accepted < drafted else [])
+        self.outcomes += [o for o in new if math.isfinite(o[0])]           # a NaN draft probability teaches nothing
         t = confidence_threshold(*zip(*self.outcomes))
         if t is not None: self.stop_below = t
 
@@ -274,11 +282,12 @@ class ModelDrafter(_KVDrafter):
                                        # start at 0.4 and re-fit after each verify (`confidence_threshold`), as transformers does
                 ):
         if target is not None: check_same_tokenizer(target, draft)
-        self.adaptive = stop_below == "adaptive"
+        self.adaptive = isinstance(stop_below, str) and stop_below == "adaptive"
         if self.adaptive: stop_below = 0.4
-        if isinstance(stop_below, bool) or not isinstance(stop_below, (int, float)) or not 0 <= stop_below < 1:
+        if isinstance(stop_below, bool) or not isinstance(stop_below, numbers.Real) or not 0 <= stop_below < 1:
             raise SpeculativeError(f"stop_below must be a number in [0, 1) or 'adaptive', got {stop_below!r}")
-        self.stop_below, self.outcomes = float(stop_below), []   # outcomes: (draft probability, accepted) of past drafts
+        self.stop_below, self.start_below = float(stop_below), float(stop_below)
+        self.outcomes = []                      # (draft probability, accepted) of this call's past drafts
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")

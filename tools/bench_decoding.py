@@ -76,6 +76,15 @@ def reasoner_prompts(n:int) -> list:
     return [get_task(t).prompt(get_task(t).instance(k, seed=i), "think") for i, (t, k) in enumerate(specs[:n])]
 
 
+def stop_below_arg(v:str):
+    "--qwen-stop-below: a probability in [0, 1) or 'adaptive' (checked before any model loads)."
+    if v.lower() == "adaptive": return "adaptive"
+    try: x = float(v)
+    except ValueError: x = float("nan")
+    if not 0 <= x < 1: raise argparse.ArgumentTypeError(f"{v!r}: give a probability in [0, 1) or 'adaptive'")
+    return x
+
+
 def chunks(xs, b): return [xs[i:i + b] for i in range(0, len(xs), b)]
 
 
@@ -207,11 +216,13 @@ def main(argv=None):
     ap.add_argument("--qwen-tokens", type=int, default=64)
     ap.add_argument("--qwen-gammas", nargs="+", default=["3", "heuristic"], help="γ rules of the Qwen draft model")
     ap.add_argument("--qwen-drafters", nargs="*", default=["model", "lookup"], help="model (0.5B drafts) | lookup")
-    ap.add_argument("--qwen-stop-below", type=lambda v: v if v == "adaptive" else float(v), nargs="*", default=[0.4],
-                    help="also the 0.5B with dynamic lookahead: a draft ends after a token below this probability "
-                         "('adaptive': re-fitted after every verify, as transformers does)")
+    ap.add_argument("--qwen-stop-below", type=stop_below_arg, nargs="*", default=[0.4],
+                    help="also the 0.5B with dynamic lookahead: a draft ends after a token below this probability, "
+                         "in [0, 1) ('adaptive': re-fitted after every verify, as transformers does; default 0.4)")
     ap.add_argument("--qwen-hf", nargs="*", default=["hf:prompt_lookup", "hf:assistant"],
-                    help="transformers' modes run on the Qwen pair (hf:prompt_lookup, hf:assistant)")
+                    choices=["hf:prompt_lookup", "hf:assistant"],
+                    help="transformers' modes run on the Qwen pair (with --qwen-draft-half, hf:assistant also runs "
+                         "with the float16 0.5B as hf:assistant-half)")
     ap.add_argument("--qwen-draft-half", action="store_true",
                     help="also the 0.5B drafters with float16 one-row products (pack_linear_weights(half_gemv=True)), "
                          "after the float32 ones; entropy switching then uses the float16 0.5B too")
@@ -222,6 +233,8 @@ def main(argv=None):
     if a.quick:
         a.prompts, a.max_new_tokens, a.gammas, a.adaptive, a.repeats = 4, 32, [4], ["heuristic"], 1
         a.layer_gammas, a.qwen_prompts, a.qwen_tokens, a.qwen_gammas = ["heuristic"], 2, 16, ["heuristic"]
+    if a.qwen_draft_half and "onednn" not in a.qwen_kernels:
+        ap.error("--qwen-draft-half needs onednn in --qwen-kernels (float16 one-row products are a packed-layer mode)")
     if a.out is None:                            # a --quick check must not overwrite the shipped figures
         import tempfile
         a.out = str(Path(tempfile.gettempdir()) / "decoding_cpu_quick.csv") if a.quick else str(ROOT / "data" / "bench" / "decoding_cpu.csv")
@@ -280,8 +293,7 @@ def main(argv=None):
             small, large = load_model("qwen2.5-coder-0.5b", device="cpu"), load_model("qwen2.5-coder-1.5b", device="cpu")
             qsets = {k: v for k, v in prompt_sets(a.qwen_prompts).items() if k in a.qwen_sets}
             qa = argparse.Namespace(**{**vars(a), "max_new_tokens": a.qwen_tokens})
-            def model_drafters(tag=""):          # fresh drafters: an adaptive threshold starts again at 0.4
-                small.model.generation_config.assistant_confidence_threshold = 0.4   # transformers' is kept per model too
+            def model_drafters(tag=""):
                 return [(f"model:qwen-0.5b{tag}", ModelDrafter(small, large), a.qwen_gammas)] * ("model" in a.qwen_drafters) + \
                        [(f"model:qwen-0.5b{tag}@{p}", ModelDrafter(small, large, stop_below=p), a.qwen_gammas) for p in a.qwen_stop_below]
             qd = model_drafters() + ([("lookup", LookupDrafter(), ["heuristic"])] if "lookup" in a.qwen_drafters else [])
@@ -324,7 +336,8 @@ def main(argv=None):
                     for tau in a.ead_thresholds:
                         r = entropy_switch_generate(small, large, ids, tau, max_new_tokens=qa.max_new_tokens)
                         ag = [token_agreement(t, g) for t, g in zip(r["tokens"], ref)]
-                        rows.append(dict(kernels=k, **row("qwen 0.5b→1.5b", pset, 1, f"ead@{tau}", "", r["tokens"], r["seconds"],
+                        kern = f"{k}-half" if a.qwen_draft_half and k == "onednn" else k   # the 0.5B is float16 by now
+                        rows.append(dict(kernels=kern, **row("qwen 0.5b→1.5b", pset, 1, f"ead@{tau}", "", r["tokens"], r["seconds"],
                                                           ref, ref_tps, frac_large=round(r["frac_large"], 3),
                                                           match_rate=round(float(np.mean([x["match_rate"] for x in ag])), 3),
                                                           prefix=round(float(np.mean([x["prefix"] for x in ag])), 1))))
