@@ -30,6 +30,11 @@ def slow(studies):
 def status(d): return json.loads((d / "status.json").read_text())
 
 
+def like_a_terminal():
+    "Popen preexec_fn: Ctrl-C's default action, whatever this suite inherited (a background job starts with SIGINT ignored)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(pred, timeout=60):
     t0 = time.time()
     while not pred():
@@ -89,7 +94,8 @@ def test_two_identical_runs_at_once(slow, runs_dir, capsys):
 
 def test_ctrl_c_is_one_line_and_a_rerun_is_clean(slow, runs_dir, tmp_path):
     p = subprocess.Popen(["adaptbench", "run", "slow", "-p", "secs", "60", "--quiet"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=like_a_terminal)
     d = runs_dir / "slow" / run_id("slow", resolve_params("slow", {"secs": 60}))
     wait_for(lambda: (d / "status.json").exists() and status(d)["state"] == "running")
     time.sleep(3)                                                           # inside the notebook by now
@@ -111,7 +117,8 @@ def test_ctrl_c_stops_a_sweep(slow, runs_dir, tmp_path, workers):
     spec = tmp_path / "sweep.yaml"
     spec.write_text(yaml.safe_dump(dict(fixed=dict(secs=60), grid=dict(n=[1, 2, 3]))))
     p = subprocess.Popen(["adaptbench", "sweep", "slow", str(spec), "--workers", str(workers), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=like_a_terminal)
     started = lambda: [d for d in (runs_dir / "slow").glob("*") if (d / "status.json").exists()]
     wait_for(lambda: (runs_dir / "slow").exists() and len(started()) == workers
              and all(status(d)["state"] == "running" for d in started()))
