@@ -436,7 +436,7 @@ def pack_linear_weights(lm,                    # a `LoadedModel` or module
     _check_packable()
     root = getattr(lm, "model", lm)
     switched = [m for m in root.modules() if isinstance(m, PackedLinear) and m.half_gemv != bool(half_gemv)]
-    for m in switched: m.half_gemv = bool(half_gemv)                       # repacked at its next forward
+    for m in switched: m.half_gemv = bool(half_gemv); m._pack()           # now, not inside the next timed call
     return _swap_linears(root, lambda lin: PackedLinear(lin, half_gemv), nn.Linear) + len(switched)
 
 def _unpacked(p:PackedLinear) -> nn.Linear:

@@ -51,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.model_store import registered_path  # noqa: E402
-from adaptbench.models import load_model, pack_linear_weights, stop_ids, unpack_linear_weights  # noqa: E402
+from adaptbench.models import load_model, pack_linear_weights, stop_ids  # noqa: E402
 from adaptbench.puzzles import get_puzzle  # noqa: E402
 from adaptbench.lens import LENS_PROMPTS  # noqa: E402
 from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter,  # noqa: E402
@@ -323,7 +323,7 @@ def main(argv=None):
                             log(rows[-1]); out[pset] = (toks, sum(map(len, toks)) / secs)
                         return out
                     small_ref = draft_generate("onednn")
-                    unpack_linear_weights(small); pack_linear_weights(small, half_gemv=True)
+                    pack_linear_weights(small, half_gemv=True)   # switches the packed layers' mode
                     draft_generate("onednn-half", small_ref)
                     qh = model_drafters("-half")
                     rows += bench_model("qwen2.5-coder-1.5b", large, qh, qsets, qa,
