@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -407,9 +408,9 @@ class PackedLinear(nn.Module):
             return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
         if self._key() != self._version: self._pack()                      # changed since packing
         if self._w16 is not None and x.numel() == self.in_features:       # one row: a float16 matrix–vector product
-            y = nn.functional.linear(x.half(), self._w16).float()
-            if self.bias is not None: y = y + self.bias                    # the live float32 bias
-            if torch.isfinite(y).all(): return y                           # (float16 overflow: the float32 path)
+            y = nn.functional.linear(x.half(), self._w16)
+            y = y.float() if self.bias is None else self.bias + y          # the live float32 bias (promotes: a float32 sum)
+            if math.isfinite(y.sum()): return y                            # float16 overflow (inf/nan): the float32 path
         return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
 
     def __deepcopy__(self, memo):                          # the reordered tensor cannot be copied: pack the copy

@@ -27,11 +27,11 @@ from .models import crop_cache, stop_ids   # the one KV crop and stop-id rule
 
 # %% auto #0
 __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg', 'full_logits_fn',
-           'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft', 'LookupDrafter', 'confidence_threshold',
-           'ModelDrafter', 'truncated_decoder', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma',
-           'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts', 'speculative_generate',
-           'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'entropy_switch_generate',
-           'calibrate_switch_threshold']
+           'lean_unsupported', 'lean_logits_fn', 'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft',
+           'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'truncated_decoder', 'LayerDrafter',
+           'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule',
+           'encode_prompts', 'speculative_generate', 'greedy_reference', 'layer_acceptance', 'choose_draft_layer',
+           'token_agreement', 'entropy_switch_generate', 'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -139,6 +139,54 @@ def full_logits_fn(model:nn.Module):
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache},
                     **({"logits_to_keep": k} if keep else {}))
         return out.logits[:, -k:]
+    return fn
+
+# %% ../nbs/14_speculative.ipynb #d83be1a6
+_LEAN_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+
+def lean_unsupported(model:nn.Module) -> str|None:
+    "Why `lean_logits_fn` cannot run `model` (a transformers causal LM), or None when it can."
+    cfg, inner = getattr(model, "config", None), getattr(model, "model", None)
+    kind = getattr(cfg, "model_type", None)
+    if kind not in _LEAN_TYPES: return f"model_type {kind!r} is not one of {_LEAN_TYPES}"
+    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")) or not hasattr(model, "lm_head"):
+        return "no embed_tokens / rotary_emb / layers / norm / lm_head in the usual places"
+    if "sliding_attention" in (getattr(cfg, "layer_types", None) or []) or \
+       (getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None)):
+        return "sliding-window attention"
+    for layer in inner.layers:
+        att, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+        if not all(hasattr(att, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling")) or \
+           not all(hasattr(mlp, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+            return f"decoder layer {type(layer).__name__} is not the Llama-style attention + gated MLP"
+    return None
+
+def lean_logits_fn(model:nn.Module):
+    "`RaggedKV` logits function of a Llama-family causal LM: its own modules, none of transformers' forward wrapping."
+    why = lean_unsupported(model)
+    if why: raise SpeculativeError(f"lean_logits_fn cannot run {type(model).__name__}: {why}; use full_logits_fn(model)")
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    inner, layers = model.model, list(model.model.layers)
+    def fn(ids, mask, pos, cache, k):             # ids, pos (B, T); mask (B, S) with S ≥ T -> logits (B, k, V)
+        h = inner.embed_tokens(ids)                                          # (B, T, d)
+        cos, sin = inner.rotary_emb(h, pos)
+        B, T, _ = h.shape; S = mask.shape[1]
+        if T == 1 and bool(mask.all()): am = None                            # one token, nothing masked: no mask
+        else:                                                                # key c visible to query t: valid and c ≤ S−T+t
+            causal = torch.arange(S, device=h.device)[None, :] <= (S - T + torch.arange(T, device=h.device))[:, None]
+            am = mask.bool()[:, None, None, :] & causal                      # (B, 1, T, S)
+        for j, layer in enumerate(layers):
+            att, mlp = layer.self_attn, layer.mlp
+            x = layer.input_layernorm(h)
+            q, kk, v = (p(x).view(B, T, -1, att.head_dim) for p in (att.q_proj, att.k_proj, att.v_proj))
+            if hasattr(att, "q_norm"): q, kk = att.q_norm(q), att.k_norm(kk)   # Qwen3
+            q, kk = apply_rotary_pos_emb(q.transpose(1, 2), kk.transpose(1, 2), cos, sin)   # (B, heads, T, hd)
+            kk, v = cache.update(kk, v.transpose(1, 2), j)
+            o = F.scaled_dot_product_attention(q, kk, v, attn_mask=am, scale=att.scaling, enable_gqa=True)
+            h = h + att.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+            x = layer.post_attention_layernorm(h)
+            h = h + mlp.down_proj(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
+        return model.lm_head(inner.norm(h[:, -k:]))
     return fn
 
 # %% ../nbs/14_speculative.ipynb #a4fc95cc
@@ -280,6 +328,8 @@ class ModelDrafter(_KVDrafter):
                  stop_below:float|str=0.0, # end a draft early after a token drafted with probability < this (0: never;
                                        # transformers' `assistant_confidence_threshold`, Mamou et al. 2024); 'adaptive':
                                        # start at 0.4 and re-fit after each verify (`confidence_threshold`), as transformers does
+                 lean:bool|None=None,  # run the draft through `lean_logits_fn` (None: when `lean_unsupported` allows;
+                                       # True: require it; False: transformers' forward)
                 ):
         if target is not None: check_same_tokenizer(target, draft)
         self.adaptive = isinstance(stop_below, str) and stop_below == "adaptive"
@@ -290,9 +340,11 @@ class ModelDrafter(_KVDrafter):
         self.outcomes = []                      # (draft probability, accepted) of this call's past drafts
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
+        if lean is True and lean_unsupported(draft.model): lean_logits_fn(draft.model)   # raises, saying why
+        self.lean = lean_unsupported(draft.model) is None if lean is None else bool(lean)
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5
-    def _logits_fn(self): return full_logits_fn(self.lm.model)
+    def _logits_fn(self): return (lean_logits_fn if self.lean else full_logits_fn)(self.lm.model)
 
 # %% ../nbs/14_speculative.ipynb #485b248c
 def truncated_decoder(lm, layer:int) -> nn.Module:
