@@ -33,6 +33,9 @@ Rows go to data/bench/decoding_cpu.csv (or --out); the drafting-layer table to *
     python tools/bench_decoding.py --no-smollm2 --qwen --qwen-draft-half --qwen-drafters --qwen-stop-below 0.6 adaptive \
         --qwen-gammas heuristic --qwen-hf hf:assistant --batches 1 --ead-thresholds --repeats 2 \
         --out data/bench/decoding_cpu_qwen_half.csv             # + the 0.5B with float16 one-row products (30 min)
+    python tools/bench_decoding.py --no-smollm2 --qwen --qwen-draft-half --qwen-drafters --qwen-stop-below 0.6 \
+        --qwen-gammas heuristic --qwen-hf hf:assistant --qwen-prompts 8 --batches 1 --ead-thresholds --repeats 2 \
+        --out data/bench/decoding_cpu_qwen_lean.csv             # 8 prompts, the lean draft step (40 min; also *_run2.csv)
     python tools/bench_decoding.py --qwen                       # + the Qwen pair (`adaptbench models get ...` first)
     python tools/bench_decoding.py --reasoner --no-smollm2 --kernels mkl --out data/bench/decoding_cpu_reasoner.csv
                                                                 # the trained reasoner's think replies (lookup drafter)

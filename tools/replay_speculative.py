@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Replay speculative-decoding policies of a draft/target pair on measured costs, without timing noise.
+
+Greedy speculative decoding keeps exactly the target's greedy tokens, so whether a draft token is accepted depends
+only on the draft's greedy token given the target's own prefix (a draft after a rejected one is rejected anyway).
+One teacher-forced pass of the draft over each prompt + the target's greedy reply therefore gives, at every position,
+the token and the probability the draft would propose. A cost model measured in the same run (the fastest of several
+rounds each: a one- and a two-token draft step, target passes over 1–8 tokens, prefills, `generate`'s time per
+token) then prices any policy: `stop_below` (dynamic lookahead, `ModelDrafter`) × γ rule (fixed, or transformers'
+heuristic: `HeuristicGamma`, as `tools/bench_decoding.py` runs it). Positions are priced as `speculative_generate`
+runs them: the first verify is the target's prefill, and after a fully accepted draft the next draft step feeds two
+tokens. Later draft tokens after a rejected one are priced with their teacher-forced probabilities (an approximation:
+only when the draft stops is affected).
+
+Prints the best policies, the bench's policy, and how its speed-up grows as the draft step gets cheaper; writes
+data/bench/spec_policy_replay.csv (or --out).
+
+    python tools/replay_speculative.py                 # the Qwen pair, 8 chat prompts, 64 tokens (about 10 min)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "tools"))
+from adaptbench.core import atomic_path  # noqa: E402
+from adaptbench.models import load_model, pack_linear_weights  # noqa: E402
+from adaptbench.speculative import (FixedGamma, HeuristicGamma, RaggedKV, encode_prompts, full_logits_fn,  # noqa: E402
+                                    greedy_reference, lean_logits_fn, lean_unsupported)
+from bench_decoding import prompt_sets  # noqa: E402
+
+
+def fastest(fn, rounds:int=7, calls:int=3) -> float:
+    "Seconds per call of `fn()`: the fastest of `rounds` rounds of `calls` calls (after one warm-up call)."
+    fn(); best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls): fn()
+        best = min(best, (time.perf_counter() - t) / calls)
+    return best
+
+
+@torch.no_grad()
+def measure_costs(small, large, ids:list[int], max_t:int=8) -> dict:
+    "Seconds of: draft steps of 1 and 2 tokens (d1, d2), target passes over 1..max_t tokens (V), prefills, generate/token."
+    dfn = lean_logits_fn(small.model) if lean_unsupported(small.model) is None else full_logits_fn(small.model)
+    dkv, tkv = RaggedKV(dfn, 1, small.device), RaggedKV(full_logits_fn(large.model), 1, large.device)
+    a, b = [11, 12, 13, 14, 15, 16, 17, 18, 19], [21, 22, 23, 24, 25, 26, 27, 28, 29]   # alternate: nothing is reused
+    flip = [False]
+    def alt(kv, T, n):
+        flip[0] = not flip[0]
+        kv([ids + (a if flip[0] else b)[:T]], [n])
+    c = dict(draft_prefill=fastest(lambda: RaggedKV(dfn, 1, small.device)([ids], [1]), 3, 1),
+             target_prefill=fastest(lambda: RaggedKV(full_logits_fn(large.model), 1, large.device)([ids], [1]), 3, 1))
+    dkv([ids], [1]); tkv([ids], [1])
+    c["d1"], c["d2"] = fastest(lambda: alt(dkv, 1, 1)), fastest(lambda: alt(dkv, 2, 1))
+    for T in range(1, max_t + 1):
+        c[f"V{T}"] = fastest(lambda: alt(tkv, T - 1, T))        # the last accepted token + T − 1 drafts
+    x = torch.tensor([ids])
+    gen = lambda n: large.model.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    c["gen_token"] = (fastest(lambda: gen(17), 2, 1) - fastest(lambda: gen(1), 2, 1)) / 16
+    return c
+
+
+def replay(stats:list[dict], c:dict, stop_below:float, rule, draft_scale:float=1.0) -> dict:
+    "Modelled seconds of `generate` and of speculative decoding with this policy over the prompts, and its counts."
+    V = lambda T: c[f"V{min(T, max(int(k[1:]) for k in c if k[0] == 'V' and k[1:].isdigit()))}"]
+    gen = spec = 0.0; drafted = accepted = steps = 0
+    for s in stats:
+        ref, top, p = s["ref"], s["top"], s["p"]
+        n, t = len(ref), 0
+        rule.reset(1, 0.0)
+        gen += c["target_prefill"] + (n - 1) * c["gen_token"]
+        spec += c["target_prefill"] - V(1)                      # the first verify pass is the prefill
+        spec += (c["draft_prefill"] - c["d1"]) * draft_scale    # and the first draft step the draft's
+        feed = 1
+        while t < n:
+            g = max(0, min(rule.g[0], n - t - 1))
+            k = 0
+            while k < g:
+                spec += (c["d1"] if k or feed == 1 else c["d2"]) * draft_scale
+                k += 1
+                if p[t + k - 1] < stop_below: break
+            a = 0
+            while a < k and top[t + a] == ref[t + a]: a += 1
+            spec += V(k + 1); steps += 1; drafted += k; accepted += a
+            if k: rule.update(0, a, k)
+            feed = 2 if k and a == k else 1
+            t += a + 1
+    return dict(speedup=gen / spec, acceptance=accepted / drafted if drafted else float("nan"),
+                tokens_per_step=sum(len(s["ref"]) for s in stats) / steps, drafted_per_step=drafted / steps)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--draft", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--target", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--no-half", action="store_true", help="keep the draft's one-row products in float32")
+    ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "spec_policy_replay.csv"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    small, large = load_model(a.draft, device="cpu"), load_model(a.target, device="cpu")
+    pack_linear_weights(small, half_gemv=not a.no_half); pack_linear_weights(large)
+    prompts = prompt_sets(a.prompts)["chat"]
+    ids = encode_prompts(large, prompts)
+    print(f"greedy replies of {a.target} to {len(prompts)} chat prompts ...", flush=True)
+    refs = greedy_reference(large, prompts, a.tokens)
+    stats = []
+    with torch.no_grad():
+        for p, r in zip(ids, refs):
+            logits = small.model(input_ids=torch.tensor([p + r])).logits[0, len(p) - 1: len(p) + len(r) - 1].float()
+            top = torch.softmax(logits, -1).max(-1)
+            stats.append(dict(ref=r, top=top.indices.tolist(), p=top.values.tolist()))
+    print("measuring step costs ...", flush=True)
+    c = measure_costs(small, large, ids[0])
+    print("  " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in c.items()), flush=True)
+    rows = []
+    for sb in [0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]:
+        for gname, make in [*((str(g), (lambda g=g: FixedGamma(g))) for g in (1, 2, 3, 4, 6, 8)),
+                            ("heuristic", lambda: HeuristicGamma(start=3, max_gamma=12))]:
+            for scale in (1.0, 0.8, 0.6):
+                rows.append(dict(stop_below=sb, gamma=gname, draft_cost_scale=scale, **replay(stats, c, sb, make(), scale)))
+    df = pd.DataFrame(rows).round(3)
+    for k, v in c.items(): df[f"cost_{k}_ms"] = round(v * 1e3, 1)
+    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp: df.to_csv(tmp, index=False)
+    now = df[df.draft_cost_scale == 1.0].sort_values("speedup", ascending=False)
+    print(f"\nmeasured draft cost: the best policies of {len(now)} (modelled speed-up over generate)")
+    print(now.head(8)[["stop_below", "gamma", "speedup", "acceptance", "tokens_per_step", "drafted_per_step"]].to_string(index=False))
+    bench = df[(df.stop_below == 0.6) & (df.gamma == "heuristic")]
+    print("\nthe bench's policy (stop_below 0.6, heuristic γ) as the draft step gets cheaper:")
+    print(bench[["draft_cost_scale", "speedup", "acceptance"]].to_string(index=False))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
