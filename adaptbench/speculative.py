@@ -152,7 +152,7 @@ def lean_unsupported(model:nn.Module) -> str|None:
     if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")) or not hasattr(model, "lm_head"):
         return "no embed_tokens / rotary_emb / layers / norm / lm_head in the usual places"
     if "sliding_attention" in (getattr(cfg, "layer_types", None) or []) or \
-       (getattr(cfg, "use_sliding_window", False) and getattr(cfg, "sliding_window", None)):
+       (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)):   # Mistral: no switch
         return "sliding-window attention"
     for layer in inner.layers:
         att, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
