@@ -340,7 +340,10 @@ class ModelDrafter(_KVDrafter):
         self.outcomes = []                      # (draft probability, accepted) of this call's past drafts
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
-        if lean is True and lean_unsupported(draft.model): lean_logits_fn(draft.model)   # raises, saying why
+        if lean not in (None, True, False) or isinstance(lean, int) and not isinstance(lean, bool):
+            raise SpeculativeError(f"lean must be None (when the architecture allows), True or False, got {lean!r}")
+        if lean is True and lean_unsupported(draft.model):
+            raise SpeculativeError(f"lean=True: {lean_unsupported(draft.model)}; pass lean=None or lean=False")
         self.lean = lean_unsupported(draft.model) is None if lean is None else bool(lean)
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5

@@ -11,7 +11,7 @@ from adaptbench.speculative import FixedGamma, HeuristicGamma  # noqa: E402
 
 
 def costs(**kw):
-    c = dict(draft_prefill=0.0, target_prefill=1.0, d1=0.0, d2=0.0, gen_token=1.0, **{f"V{t}": 1.0 for t in range(1, 9)})
+    c = dict(draft_prefill=0.0, target_prefill=1.0, d1=0.0, d2=0.0, gen_token=1.0, **{f"V{t}": 1.0 for t in range(1, 14)})
     c.update(kw)
     return c
 
@@ -54,3 +54,9 @@ def test_heuristic_gamma_grows_while_drafts_are_kept():
     fixed = rs.replay(stats(40), costs(), 0.0, FixedGamma(3))
     grown = rs.replay(stats(40), costs(), 0.0, HeuristicGamma(start=3, max_gamma=12))
     assert grown["tokens_per_step"] > fixed["tokens_per_step"] == 4
+
+
+def test_a_verify_longer_than_measured_is_an_error_not_a_guess():
+    c = {k: v for k, v in costs().items() if k not in ("V5", "V6")}
+    with pytest.raises(ValueError, match="5-token verify"):
+        rs.replay(stats(8), c, 0.0, FixedGamma(4))

@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "tools"))
 from adaptbench.core import atomic_path  # noqa: E402
 from adaptbench.models import load_model, pack_linear_weights  # noqa: E402
-from adaptbench.speculative import (FixedGamma, HeuristicGamma, RaggedKV, encode_prompts, full_logits_fn,  # noqa: E402
-                                    greedy_reference, lean_logits_fn, lean_unsupported)
+from adaptbench.speculative import (FixedGamma, HeuristicGamma, RaggedKV, check_same_tokenizer,  # noqa: E402
+                                    encode_prompts, full_logits_fn, greedy_reference, lean_logits_fn, lean_unsupported)
 from bench_decoding import prompt_sets  # noqa: E402
 
 
@@ -47,11 +47,11 @@ def fastest(fn, rounds:int=7, calls:int=3) -> float:
 
 
 @torch.no_grad()
-def measure_costs(small, large, ids:list[int], max_t:int=8) -> dict:
+def measure_costs(small, large, ids:list[int], max_t:int=13) -> dict:
     "Seconds of: draft steps of 1 and 2 tokens (d1, d2), target passes over 1..max_t tokens (V), prefills, generate/token."
     dfn = lean_logits_fn(small.model) if lean_unsupported(small.model) is None else full_logits_fn(small.model)
     dkv, tkv = RaggedKV(dfn, 1, small.device), RaggedKV(full_logits_fn(large.model), 1, large.device)
-    a, b = [11, 12, 13, 14, 15, 16, 17, 18, 19], [21, 22, 23, 24, 25, 26, 27, 28, 29]   # alternate: nothing is reused
+    a, b = list(range(11, 11 + max_t)), list(range(41, 41 + max_t))      # alternate: nothing is reused
     flip = [False]
     def alt(kv, T, n):
         flip[0] = not flip[0]
@@ -70,7 +70,9 @@ def measure_costs(small, large, ids:list[int], max_t:int=8) -> dict:
 
 def replay(stats:list[dict], c:dict, stop_below:float, rule, draft_scale:float=1.0) -> dict:
     "Modelled seconds of `generate` and of speculative decoding with this policy over the prompts, and its counts."
-    V = lambda T: c[f"V{min(T, max(int(k[1:]) for k in c if k[0] == 'V' and k[1:].isdigit()))}"]
+    def V(T):
+        if f"V{T}" not in c: raise ValueError(f"no measured cost of a {T}-token verify pass: measure_costs(max_t ≥ {T})")
+        return c[f"V{T}"]
     gen = spec = 0.0; drafted = accepted = steps = 0
     for s in stats:
         ref, top, p = s["ref"], s["top"], s["p"]
@@ -98,16 +100,19 @@ def replay(stats:list[dict], c:dict, stop_below:float, rule, draft_scale:float=1
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--draft", default="qwen2.5-coder-0.5b")
-    ap.add_argument("--target", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--tokens", type=int, default=64)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--draft", default="qwen2.5-coder-0.5b", help="draft model: alias, local folder or HF id")
+    ap.add_argument("--target", default="qwen2.5-coder-1.5b", help="target model (the same tokenizer as the draft)")
+    ap.add_argument("--prompts", type=int, default=8, help="chat prompts, 1-12 (the bench's held-out lens prompts)")
+    ap.add_argument("--tokens", type=int, default=64, help="new tokens per reply (≥ 1)")
     ap.add_argument("--no-half", action="store_true", help="keep the draft's one-row products in float32")
-    ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "spec_policy_replay.csv"))
+    ap.add_argument("--out", default=str(ROOT / "data" / "bench" / "spec_policy_replay.csv"), help="CSV to write")
     a = ap.parse_args(argv)
+    if not 1 <= a.prompts <= 12: ap.error("--prompts must be 1-12 (there are 12 held-out chat prompts)")
+    if a.tokens < 1: ap.error("--tokens must be ≥ 1")
     torch.set_num_threads(2)
     small, large = load_model(a.draft, device="cpu"), load_model(a.target, device="cpu")
+    check_same_tokenizer(large, small)                      # raises, naming the fix, for a draft with another tokenizer
     pack_linear_weights(small, half_gemv=not a.no_half); pack_linear_weights(large)
     prompts = prompt_sets(a.prompts)["chat"]
     ids = encode_prompts(large, prompts)
@@ -129,6 +134,8 @@ def main(argv=None):
             for scale in (1.0, 0.8, 0.6):
                 rows.append(dict(stop_below=sb, gamma=gname, draft_cost_scale=scale, **replay(stats, c, sb, make(), scale)))
     df = pd.DataFrame(rows).round(3)
+    df.insert(0, "draft", a.draft); df.insert(1, "target", a.target)
+    df.insert(2, "prompts", len(prompts)); df.insert(3, "tokens", a.tokens)
     for k, v in c.items(): df[f"cost_{k}_ms"] = round(v * 1e3, 1)
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp: df.to_csv(tmp, index=False)
