@@ -340,11 +340,11 @@ class ModelDrafter(_KVDrafter):
         self.outcomes = []                      # (draft probability, accepted) of this call's past drafts
         n = lambda lm: sum(p.numel() for p in lm.model.parameters())
         self.lm, self.device = draft, draft.device
-        if lean not in (None, True, False) or isinstance(lean, int) and not isinstance(lean, bool):
+        if lean is not None and not isinstance(lean, bool):
             raise SpeculativeError(f"lean must be None (when the architecture allows), True or False, got {lean!r}")
-        if lean is True and lean_unsupported(draft.model):
-            raise SpeculativeError(f"lean=True: {lean_unsupported(draft.model)}; pass lean=None or lean=False")
-        self.lean = lean_unsupported(draft.model) is None if lean is None else bool(lean)
+        why = lean_unsupported(draft.model) if lean is not False else None
+        if lean is True and why: raise SpeculativeError(f"lean=True: {why}; pass lean=None or lean=False")
+        self.lean = why is None if lean is None else lean
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5
     def _logits_fn(self): return (lean_logits_fn if self.lean else full_logits_fn)(self.lm.model)
