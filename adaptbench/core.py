@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'StudyError', 'ParameterError',
-           'StudyFailedError', 'RunLockedError', 'ProjectNotFoundError', 'find_project_root', 'project_root',
-           'settings_file', 'get_setting', 'settings', 'seed_everything', 'get_device', 'get_dtype', 'atomic_path',
-           'atomic_write_text', 'atomic_write_json', 'ReplayError', 'Replay']
+__all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'ModelLoadError', 'StudyError',
+           'ParameterError', 'StudyFailedError', 'RunLockedError', 'ProjectNotFoundError', 'find_project_root',
+           'project_root', 'settings_file', 'get_setting', 'settings', 'seed_everything', 'get_device', 'get_dtype',
+           'atomic_path', 'atomic_write_text', 'atomic_write_json', 'ReplayError', 'Replay']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -32,6 +32,9 @@ class SettingsError(AdaptbenchError, ValueError):
 
 class ModelNotAvailableError(AdaptbenchError):
     "A model spec could not be resolved to weights available on this machine."
+
+class ModelLoadError(AdaptbenchError, RuntimeError):
+    "A model was found on this machine, but loading it failed; the underlying exception is chained (`__cause__`)."
 
 class StudyError(AdaptbenchError):
     "A study cannot be run as asked (unknown study, bad parameters)."

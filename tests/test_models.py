@@ -109,3 +109,57 @@ def test_every_decoding_loop_stops_on_every_stop_id():
     assert tr["tokens"] == free[:k + 1] and not tr["truncated"]
     crit = probe_batch(lm, [_EchoTask()], budget=16, interval=4)
     assert crit.generated[0] == free[:k + 1] and crit.end == ["final"] and crit.probes[0][-1]["tokens"] == k + 1
+
+
+def _raise_on_load(*args, **kwargs):
+    raise ValueError("planted: the GGUF loader refused this file")
+
+
+def test_found_but_failing_is_a_load_error_not_a_missing_model(monkeypatch, tmp_path):
+    "A dependency raising while loading a model that is here: ModelLoadError with the cause, no 'download it'."
+    from transformers import AutoModelForCausalLM
+    from adaptbench.core import ModelLoadError
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", _raise_on_load)
+    with pytest.raises(ModelLoadError) as e:
+        load_model("smollm2-135m-instruct", device="cpu", cache_dir=tmp_path)
+    msg = str(e.value)
+    assert "was found" in msg and "ValueError" in msg and "planted: the GGUF loader" in msg
+    assert "download" not in msg and "not available" not in msg
+    assert isinstance(e.value.__cause__, ValueError)
+
+
+def test_damaged_local_folder_is_a_load_error(tmp_path):
+    from adaptbench.core import ModelLoadError
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{ this is not json")
+    with pytest.raises(ModelLoadError, match=r"was found \(local path .*\), but loading it failed"):
+        load_model(str(folder), device="cpu")
+
+
+def test_not_a_hub_id_is_not_available():
+    with pytest.raises(ModelNotAvailableError, match="not a valid one"):
+        load_model("not a model id//", device="cpu")
+
+
+@pytest.mark.slow
+def test_a_dependency_that_raises_on_import_is_named(tmp_path):
+    """A broken `kernels` package (the failure that once hid behind "not available"): transformers imports it while
+    loading the model; load_model reports the ImportError as a load failure of a model that is here."""
+    import json
+    import os
+    import subprocess
+    import sys
+    fake = tmp_path / "fake" / "kernels"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('planted: this kernels package is broken')\n")
+    probe = ("import json\nfrom adaptbench.models import load_model\nfrom adaptbench.core import ModelLoadError\n"
+             "try: load_model('smollm2-135m-instruct', device='cpu'); print('RESULT ' + json.dumps('loaded'))\n"
+             "except ModelLoadError as e: print('RESULT ' + json.dumps([type(e.__cause__).__name__, str(e)]))\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "fake"), HF_HUB_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(next(l for l in p.stdout.splitlines() if l.startswith("RESULT "))[7:])
+    assert out != "loaded", "the planted broken dependency was never imported: the test no longer tests anything"
+    cause, msg = out
+    assert cause == "ImportError" and "planted: this kernels package is broken" in msg and "was found" in msg

@@ -30,8 +30,24 @@ def _project_with(tmp_path, monkeypatch, adapter=True):
 
 
 def test_a_missing_adapter_names_the_fix(tmp_path, monkeypatch):
+    folder = _project_with(tmp_path, monkeypatch)
+    (folder / "adapter_model.safetensors").unlink()
+    with pytest.raises(ModelNotAvailableError, match="lacks adapter_model.safetensors.*adaptbench run train_reasoner"):
+        load_model("smollm2-135m-reasoner", device="cpu")
+
+
+def test_a_project_without_the_adapter_uses_the_checkout_s(tmp_path, monkeypatch):
+    "Another project (or any folder) loads the adapter shipped in the checkout adaptbench runs from."
+    from adaptbench.models import shipped_data
     _project_with(tmp_path, monkeypatch, adapter=False)
-    with pytest.raises(ModelNotAvailableError, match="adaptbench run train_reasoner"):
+    assert shipped_data(ADAPTER_ALIASES["smollm2-135m-reasoner"][1]) == SHIPPED
+
+
+def test_no_adapter_anywhere_says_where_it_looked(tmp_path, monkeypatch):
+    import adaptbench.models as models
+    _project_with(tmp_path, monkeypatch, adapter=False)
+    monkeypatch.setattr(models, "__file__", str(tmp_path / "site-packages" / "adaptbench" / "models.py"))
+    with pytest.raises(ModelNotAvailableError, match="is in neither .* ships in the repository"):
         load_model("smollm2-135m-reasoner", device="cpu")
 
 

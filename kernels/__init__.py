@@ -1,1 +1,0 @@
-"""Triton kernels of adaptbench, exported from nbs/kernels/; imported as `adaptbench.kernels`."""
