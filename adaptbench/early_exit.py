@@ -12,7 +12,8 @@ import torch
 
 from .exits import EXIT_SIGNALS, EarlyExit, ExitError, LayerView, exit_signal_values, head_cost
 from .lens import ExitClassifier, TunedLens, lens_logits, load_exit_classifier
-from .models import embed_step, fill_skipped_kv, run_layer, stop_ids
+from .decoding import cache_kwarg, embed_step, fill_skipped_kv, run_layer
+from .models import stop_ids
 
 # %% auto #0
 __all__ = ['early_exit_generate']
@@ -53,7 +54,7 @@ def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style 
     checked, eos, threshold = set(policy.checked(L).tolist()), stop_ids(lm), policy.threshold
     t0 = time.perf_counter()
     cache = DynamicCache()
-    nxt = int(lm.model(input_ids=ids, past_key_values=cache, use_cache=True).logits[0, -1].argmax())
+    nxt = int(lm.model(input_ids=ids, use_cache=True, **{cache_kwarg(lm.model): cache}).logits[0, -1].argmax())
     tokens, exits, checks, full, read = [nxt], [], [], [], []
     for pos in range(ids.shape[1], ids.shape[1] + max_new_tokens - 1):
         if nxt in eos: break

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -26,9 +25,7 @@ from .core import AdaptbenchError, ModelLoadError, ModelNotAvailableError, find_
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
            'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf', 'load_gguf',
-           'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'LayerViewError', 'stop_ids',
-           'cache_length', 'crop_cache', 'DecodeStep', 'embed_step', 'run_layer', 'fill_skipped_kv', 'PackingError',
-           'PackedLinear', 'pack_linear_weights', 'unpack_linear_weights']
+           'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'stop_ids']
 
 # %% ../nbs/01_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -334,158 +331,9 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
     return LoadedModel(model, _prepare_tokenizer(tok), spec, src)
 
 # %% ../nbs/01_models.ipynb #b11340ce
-from .core import AdaptbenchError
-
-class LayerViewError(AdaptbenchError, ValueError):
-    "The model family does not support stepping its decoder layers by hand."
-
 def stop_ids(lm:LoadedModel) -> set[int]:
     "Token ids that end a sequence: the generation config's `eos_token_id` (one or several) and the tokenizer's EOS."
     ids = getattr(getattr(lm.model, "generation_config", None), "eos_token_id", None)
     ids = set(ids if isinstance(ids, (list, tuple)) else [ids]) if ids is not None else set()
     if lm.tokenizer.eos_token_id is not None: ids.add(lm.tokenizer.eos_token_id)
     return {int(i) for i in ids}
-
-def cache_length(cache) -> int:
-    "Number of cached positions of a transformers `Cache`."
-    return cache.get_seq_length()
-
-def crop_cache(cache, length:int):
-    "Crop every layer of `cache` back to `length` positions, in place (exact: the kept entries are untouched)."
-    for layer in cache.layers:
-        if getattr(layer, "keys", None) is not None and layer.keys.numel():
-            layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
-
-# %% ../nbs/01_models.ipynb #513050c1
-@dataclass
-class DecodeStep:
-    "Positions of the tokens being decoded, shared by every layer they pass through."
-    position_ids: torch.Tensor             # (B, T)
-    position_embeddings: tuple             # rotary (cos, sin), each (B, T, head_dim)
-
-def _inner(lm:LoadedModel):
-    "The decoder stack of a Llama-style model, or a LayerViewError saying why layer stepping is unavailable."
-    inner = getattr(lm.model, "model", None)
-    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb")) or \
-       not all(hasattr(getattr(lm.layers[0], "self_attn", None), a) for a in ("k_proj", "v_proj")):
-        raise LayerViewError(f"stepping decoder layers needs a Llama-style decoder (embed_tokens, rotary_emb, "
-                             f"self_attn.k_proj/v_proj); {lm.spec!r} ({type(lm.model).__name__}) is not one")
-    return inner
-
-def embed_step(lm:LoadedModel,
-               ids:torch.Tensor,        # (B, T) token ids
-               positions:torch.Tensor,  # (B, T) their positions
-              ) -> tuple[torch.Tensor, DecodeStep]: # (B, T, d) embeddings, and the step's positions
-    "Embed `ids` and compute their rotary position embeddings: the input of decoder block 0."
-    inner = _inner(lm)
-    h = inner.embed_tokens(ids)
-    return h, DecodeStep(positions, inner.rotary_emb(h, positions))
-
-def run_layer(lm:LoadedModel,
-              j:int,                    # decoder block, 0-based
-              h:torch.Tensor,           # (B, T) states entering block j, (B, T, d)
-              step:DecodeStep,          # from `embed_step`
-              cache,                    # a transformers `DynamicCache`, extended in place at layer j
-             ) -> torch.Tensor:         # (B, T, d) states leaving block j
-    "Run decoder block `j` on `h` for one decoding step (causal attention over the cache)."
-    out = lm.layers[j](h, attention_mask=None, position_ids=step.position_ids, past_key_values=cache, use_cache=True,
-                       position_embeddings=step.position_embeddings)
-    return out[0] if isinstance(out, tuple) else out
-
-def fill_skipped_kv(lm:LoadedModel,
-                    h:torch.Tensor,     # (B, T, d) exited state of the tokens
-                    step:DecodeStep,    # their positions
-                    cache,              # extended in place at blocks start..L−1
-                    start:int,          # first skipped block, 0-based
-                   ):
-    "CALM's state propagation: the KV entries of blocks `start`.. are computed from the exited state `h`."
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-    _inner(lm)
-    B, T, _ = h.shape
-    for j in range(start, lm.n_layers):
-        block = lm.layers[j]; att = block.self_attn
-        x = block.input_layernorm(h)
-        k = att.k_proj(x).view(B, T, -1, att.head_dim)
-        if hasattr(att, "k_norm"): k = att.k_norm(k)                          # Qwen3-style QK norm
-        k, v = k.transpose(1, 2), att.v_proj(x).view(B, T, -1, att.head_dim).transpose(1, 2)   # (B, kv_heads, T, hd)
-        cache.update(apply_rotary_pos_emb(k, k, *step.position_embeddings)[1], v, j)
-
-# %% ../nbs/01_models.ipynb #5c655cc2
-class PackingError(AdaptbenchError, ValueError):
-    "A model's linear layers cannot be prepacked here."
-
-def _check_packable():
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
-        raise PackingError("this PyTorch build has no oneDNN linear primitive (torch.ops.mkldnn._linear_pointwise); "
-                           "leave the weights unpacked (MKL is used)")
-
-class PackedLinear(nn.Module):
-    "`nn.Linear` whose no-grad forward runs oneDNN's linear on weights reordered once (float32, CPU)."
-    def __init__(self, linear:nn.Linear,
-                 half_gemv:bool=False, # also keep a float16 copy for one-row products (draft models only: not exact)
-                ):
-        super().__init__()
-        w = linear.weight
-        if w.device.type != "cpu" or w.dtype != torch.float32:
-            raise PackingError(f"prepacked linear layers are for float32 weights on the CPU, got {w.dtype} on {w.device}; "
-                               "load the model with device='cpu', dtype='float32'")
-        self.in_features, self.out_features = linear.in_features, linear.out_features
-        self.weight, self.bias = linear.weight, linear.bias      # the same Parameters: tying and training unchanged
-        self.half_gemv = bool(half_gemv)
-        self._pack()
-
-    def _key(self): return (self.weight._version, self.weight.data_ptr(), self.half_gemv)
-
-    def _pack(self):
-        with torch.no_grad():
-            self._src = self.weight.detach()    # holds the packed-from storage: a swapped-in tensor cannot reuse its address
-            self._packed = torch.ops.mkldnn._reorder_linear_weight(self._src, None)
-            self._w16 = self._src.half() if self.half_gemv else None
-        self._version = self._key()             # in-place change (version counter), `.data =` swap (address), mode
-
-    def forward(self, x:torch.Tensor) -> torch.Tensor:     # (..., in_features) -> (..., out_features)
-        if torch.is_grad_enabled() and (self.weight.requires_grad or x.requires_grad) or x.dtype != torch.float32:
-            return nn.functional.linear(x, self.weight, self.bias)           # training (and any other dtype): the plain op
-        if self._key() != self._version: self._pack()                      # changed since packing
-        if self._w16 is not None and x.numel() == self.in_features:       # one row: a float16 matrix–vector product
-            y = nn.functional.linear(x.half(), self._w16)
-            y = y.float() if self.bias is None else self.bias + y          # the live float32 bias (promotes: a float32 sum)
-            if math.isfinite(y.sum()): return y                            # float16 overflow (inf/nan): the float32 path
-        return torch.ops.mkldnn._linear_pointwise(x, self._packed, self.bias, "none", [], "")
-
-    def __deepcopy__(self, memo):                          # the reordered tensor cannot be copied: pack the copy
-        import copy
-        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
-        lin.weight, lin.bias = copy.deepcopy(self.weight, memo), copy.deepcopy(self.bias, memo)
-        return PackedLinear(lin, self.half_gemv)
-
-    def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
-                f"packed=oneDNN{', half_gemv=True' if self.half_gemv else ''}")
-
-def _swap_linears(root:nn.Module, fn, kind) -> int:
-    n = 0
-    for mod in list(root.modules()):
-        for name, child in list(mod.named_children()):
-            if type(child) is kind: setattr(mod, name, fn(child)); n += 1
-    return n
-
-def pack_linear_weights(lm,                    # a `LoadedModel` or module
-                        half_gemv:bool=False,  # one-row products in float16 (a draft model's speed-up; not exact)
-                       ) -> int:               # how many layers were swapped (or, if already packed, switched)
-    "Swap every `nn.Linear` of `lm` for a `PackedLinear`, in place; on packed layers, set `half_gemv` (see above)."
-    _check_packable()
-    root = getattr(lm, "model", lm)
-    switched = [m for m in root.modules() if isinstance(m, PackedLinear) and m.half_gemv != bool(half_gemv)]
-    for m in switched: m.half_gemv = bool(half_gemv); m._pack()           # now, not inside the next timed call
-    return _swap_linears(root, lambda lin: PackedLinear(lin, half_gemv), nn.Linear) + len(switched)
-
-def _unpacked(p:PackedLinear) -> nn.Linear:
-    lin = nn.Linear(p.in_features, p.out_features, bias=p.bias is not None, device="meta")
-    lin.weight, lin.bias = p.weight, p.bias
-    return lin
-
-def unpack_linear_weights(lm) -> int:
-    "Undo `pack_linear_weights`: plain `nn.Linear`s on the same Parameters; returns how many."
-    return _swap_linears(getattr(lm, "model", lm), _unpacked, PackedLinear)

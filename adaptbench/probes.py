@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .core import AdaptbenchError
-from .models import LoadedModel, cache_length, crop_cache, load_model, stop_ids
+from .decoding import cache_kwarg, cache_length, crop_cache
+from .models import LoadedModel, load_model, stop_ids
 from .policies import Policy, ProbedTraces, certaindex
 from .tasks import Instance, TaskError, get_task, make_instances
 
@@ -98,7 +99,7 @@ def fork_probe(lm:LoadedModel, # the model
     done = torch.tensor([t is None for t in tasks])
     try:
         for _ in range(limit):
-            out = lm.model(input_ids=feed, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+            out = lm.model(input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(lm.model): cache})
             lp = torch.log_softmax(out.logits[:, -1].float(), -1)                                      # (B, V)
             nxt = lp.argmax(-1)
             for r in range(B):
@@ -226,7 +227,7 @@ def probe_batch(lm:LoadedModel, # the model
     enc = lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
     cache = DynamicCache()
     crit = ProbeCriteria(lm, tasks, cache, enc["attention_mask"].cpu(), budget, interval, m, policy, config)
-    out = lm.model.generate(**enc, past_key_values=cache, max_new_tokens=budget, do_sample=False, top_p=None, top_k=None,
+    out = lm.model.generate(**enc, **{cache_kwarg(lm.model): cache}, max_new_tokens=budget, do_sample=False, top_p=None, top_k=None,
                             temperature=None, pad_token_id=lm.tokenizer.pad_token_id,
                             logits_processor=LogitsProcessorList([crit.recorder]), stopping_criteria=StoppingCriteriaList([crit]))
     crit.generated = [row[enc["input_ids"].shape[1]:].tolist()[: (rec[-1]["tokens"] if rec else 0)]

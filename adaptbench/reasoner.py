@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import AdaptbenchError, atomic_path, atomic_write_json
+from .decoding import DecodeStep, decode_step, decoder, embed_step, run_blocks
 from .models import ADAPTER_FILES, ADAPTER_MANIFEST, LoadedModel, adapter_sha256, chat_text
 from .tasks import get_task
 
@@ -105,27 +106,20 @@ def lora_model(lm:LoadedModel,      # the base model (wrapped in place)
                      layers_to_transform=list(range(first_layer, lm.n_layers)))
     return get_peft_model(lm.model, cfg)
 
-def _inner(lm): return lm.model.get_base_model().model if hasattr(lm.model, "get_base_model") else lm.model.model
-
-def _run_blocks(inner, h:torch.Tensor, lo:int, hi:int) -> torch.Tensor:
-    "Decoder blocks lo … hi−1 on right-padded states h (B, T, d), causal attention (padding at the end reaches no real token)."
+def _all_positions(d, h:torch.Tensor) -> DecodeStep:
+    "Positions 0 … T−1 of right-padded states h (B, T, d): padding at the end reaches no real token under the causal mask."
     B, T = h.shape[:2]
-    pos = torch.arange(T, device=h.device)[None].expand(B, T)
-    pe = inner.rotary_emb(h, pos)
-    mask = torch.full((T, T), float("-inf"), device=h.device, dtype=h.dtype).triu(1)[None, None]
-    for j in range(lo, hi):
-        o = inner.layers[j](h, attention_mask=mask, position_ids=pos, position_embeddings=pe)
-        h = o[0] if isinstance(o, tuple) else o
-    return h
+    return decode_step(d, h, torch.arange(T, device=h.device)[None].expand(B, T))
 
 @torch.no_grad()
 def prefix_states(lm:LoadedModel, examples:list[Example], first_layer:int, progress:bool=False) -> list[torch.Tensor]:
     "The input of block `first_layer` for every example, each (T, d): the frozen blocks' part, computed once."
     from tqdm.auto import tqdm
-    inner, out = _inner(lm), []
+    d, out = decoder(lm), []
     for e in tqdm(examples, desc="frozen blocks", disable=not progress, leave=False):
-        ids = torch.tensor([e.prompt_ids + e.target_ids], device=lm.device)
-        out.append(_run_blocks(inner, inner.embed_tokens(ids), 0, first_layer)[0])   # only the frozen blocks run
+        ids = torch.tensor([e.prompt_ids + e.target_ids], device=lm.device)      # (1, T)
+        h, step = embed_step(d, ids, torch.arange(ids.shape[1], device=lm.device)[None])
+        out.append(run_blocks(d, h, step, 0, first_layer)[0])                    # only the frozen blocks run
     return out
 
 def lora_loss(lm:LoadedModel,             # with `lora_model` applied
@@ -135,7 +129,7 @@ def lora_loss(lm:LoadedModel,             # with `lora_model` applied
               first_layer:int,
              ) -> torch.Tensor:
     "Mean next-token cross-entropy over the target tokens of `batch`, running blocks first_layer… only."
-    inner = _inner(lm)
+    d = decoder(lm)
     B, T = len(batch), max(len(states[i]) for i in batch)
     h = states[batch[0]].new_zeros(B, T, states[batch[0]].shape[-1])
     labels = torch.full((B, T), -100, dtype=torch.long, device=h.device)
@@ -144,9 +138,9 @@ def lora_loss(lm:LoadedModel,             # with `lora_model` applied
         h[r, :L] = states[i]
         P = len(e.prompt_ids)
         labels[r, P - 1:L - 1] = torch.tensor(e.target_ids, device=h.device)   # position t predicts token t+1
-    h = _run_blocks(inner, h, first_layer, len(inner.layers))
+    h = run_blocks(d, h, _all_positions(d, h), first_layer, d.n_layers)
     keep = labels != -100
-    logits = lm.model.lm_head(inner.norm(h[keep]))                  # (targets, V)
+    logits = d.readout(h[keep])                                     # (targets, V)
     return F.cross_entropy(logits.float(), labels[keep])
 
 # %% ../nbs/15_reasoner.ipynb #57eba678

@@ -7,7 +7,6 @@ Docs: https://adaptbench.github.io/adaptbench/speculative.html.md"""
 # %% ../nbs/14_speculative.ipynb #338529a4
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import time
@@ -18,20 +17,20 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .core import AdaptbenchError
+from .decoding import (LayerViewError, RaggedKV, common_prefix, full_logits_fn, lean_logits_fn,
+                                 prefix_logits_fn, stepping_unsupported)
 from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_tuned_lens, save_tuned_lens
-from .models import crop_cache, stop_ids   # the one KV crop and stop-id rule
+from .models import stop_ids   # the one stop-id rule
 
 # %% auto #0
-__all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'RaggedKV', 'cache_kwarg', 'full_logits_fn',
-           'lean_unsupported', 'lean_logits_fn', 'accept_drafts', 'first_token_chisquare', 'Drafter', 'lookup_draft',
-           'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'truncated_decoder', 'LayerDrafter',
-           'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule',
-           'encode_prompts', 'speculative_generate', 'greedy_reference', 'layer_acceptance', 'choose_draft_layer',
-           'token_agreement', 'entropy_switch_generate', 'calibrate_switch_threshold']
+__all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts', 'first_token_chisquare', 'Drafter',
+           'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'LayerDrafter', 'expected_tokens',
+           'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts',
+           'speculative_generate', 'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement',
+           'entropy_switch_generate', 'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -60,134 +59,6 @@ def check_same_tokenizer(target, draft):
             f"draft model {draft.spec!r} has a different tokenizer from target {target.spec!r} "
             f"({len(vb)} vs {len(va)} tokens, {diff} token↔id pairs differ); draft tokens would be misread. "
             "Use a draft model of the same family (same tokenizer), or the 'lookup' / early-layer drafters.")
-
-# %% ../nbs/14_speculative.ipynb #30d42d27
-def _lcp(a:list, b:list) -> int:
-    "Length of the longest common prefix of two lists."
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]: return i
-    return n
-
-class RaggedKV:
-    "One KV cache for a batch of token sequences growing by different amounts; synced to them by common prefix."
-    def __init__(self, logits_fn, # (ids (B,T), mask (B,S), positions (B,T), cache, k) -> logits (B, k, V)
-                 batch:int, device, pad_id:int=0):
-        from transformers import DynamicCache
-        self.fn, self.device, self.pad_id = logits_fn, device, pad_id
-        self.cache = DynamicCache()
-        self.mask = torch.zeros(batch, 0, dtype=torch.long, device=device)  # (B, S): 1 = a valid cached token
-        self.tokens = [[] for _ in range(batch)]                            # the valid cached tokens of each row
-        self.calls = 0                                                       # forward passes run
-
-    def _rollback(self, i:int, n:int):
-        "Keep the first `n` valid cached tokens of row `i`; mask the columns after them."
-        if n >= len(self.tokens[i]): return
-        cols = self.mask[i].nonzero().flatten()
-        self.mask[i, int(cols[n]):] = 0
-        del self.tokens[i][n:]
-
-    def _crop(self):
-        "Drop trailing columns that are masked in every row (`models.crop_cache`, exact)."
-        valid = self.mask.any(0).nonzero()
-        keep = int(valid[-1]) + 1 if len(valid) else 0
-        if keep < self.mask.shape[1]:
-            crop_cache(self.cache, keep)
-            self.mask = self.mask[:, :keep]
-
-    def __call__(self, seqs:list[list[int]], # each row's full current token sequence
-                 n_logits:list[int],         # logits wanted per row: of its last n positions (0: feed nothing)
-                ) -> list[torch.Tensor|None]: # per row (n, V) float32 logits, or None
-        "Sync the cache to `seqs` and return each row's logits of its last `n_logits[i]` positions."
-        B = len(seqs); segs = []
-        for i, s in enumerate(seqs):
-            n = _lcp(self.tokens[i], s)
-            if n_logits[i] > 0: n = min(n, len(s) - n_logits[i])       # positions whose logits we need are refed
-            self._rollback(i, n)
-            segs.append(list(s[n:]) if n_logits[i] > 0 else [])
-        self._crop()
-        T = max(map(len, segs))
-        if T == 0: return [None] * B
-        ids = torch.full((B, T), self.pad_id, dtype=torch.long)           # (B, T), left-padded segments
-        new = torch.zeros(B, T, dtype=torch.long)                          # (B, T) 1 = real token
-        pos = torch.zeros(B, T, dtype=torch.long)                          # (B, T) rotary position per row
-        for i, seg in enumerate(segs):
-            if not seg: continue
-            ids[i, T - len(seg):] = torch.tensor(seg); new[i, T - len(seg):] = 1
-            pos[i, T - len(seg):] = torch.arange(len(self.tokens[i]), len(self.tokens[i]) + len(seg))
-            self.tokens[i].extend(seg)
-        self.mask = torch.cat([self.mask, new.to(self.device)], 1)
-        k = max(n_logits)
-        logits = self.fn(ids.to(self.device), self.mask, pos.to(self.device), self.cache, k)   # (B, k, V)
-        self.calls += 1
-        return [logits[i, k - n:].float() if n else None for i, n in enumerate(n_logits)]
-
-def cache_kwarg(module:nn.Module) -> str:
-    "Name of the KV-cache argument of a transformers forward: 'cache' (transformers ≥ 5.2x) or 'past_key_values'."
-    import inspect
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
-
-def full_logits_fn(model:nn.Module):
-    "`RaggedKV` logits function of a whole causal LM (only the last k positions go through the LM head)."
-    import inspect
-    params, kw = inspect.signature(model.forward).parameters, cache_kwarg(model)
-    if kw not in params or "position_ids" not in params:
-        raise SpeculativeError(f"{type(model).__name__}.forward takes no KV cache and position ids, so its layers cannot be "
-                               "stepped token by token; speculative decoding needs a transformers causal LM (AutoModelForCausalLM)")
-    keep = {"logits_to_keep": True} if "logits_to_keep" in params else {}
-    def fn(ids, mask, pos, cache, k):
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{kw: cache},
-                    **({"logits_to_keep": k} if keep else {}))
-        return out.logits[:, -k:]
-    return fn
-
-# %% ../nbs/14_speculative.ipynb #d83be1a6
-_LEAN_TYPES = ("llama", "qwen2", "qwen3", "mistral")
-
-def lean_unsupported(model:nn.Module) -> str|None:
-    "Why `lean_logits_fn` cannot run `model` (a transformers causal LM), or None when it can."
-    cfg, inner = getattr(model, "config", None), getattr(model, "model", None)
-    kind = getattr(cfg, "model_type", None)
-    if kind not in _LEAN_TYPES: return f"model_type {kind!r} is not one of {_LEAN_TYPES}"
-    if not all(hasattr(inner, a) for a in ("embed_tokens", "rotary_emb", "layers", "norm")) or not hasattr(model, "lm_head"):
-        return "no embed_tokens / rotary_emb / layers / norm / lm_head in the usual places"
-    if "sliding_attention" in (getattr(cfg, "layer_types", None) or []) or \
-       (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)):   # Mistral: no switch
-        return "sliding-window attention"
-    for layer in inner.layers:
-        att, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
-        if not all(hasattr(att, a) for a in ("q_proj", "k_proj", "v_proj", "o_proj", "head_dim", "scaling")) or \
-           not all(hasattr(mlp, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")):
-            return f"decoder layer {type(layer).__name__} is not the Llama-style attention + gated MLP"
-    return None
-
-def lean_logits_fn(model:nn.Module):
-    "`RaggedKV` logits function of a Llama-family causal LM: its own modules, none of transformers' forward wrapping."
-    why = lean_unsupported(model)
-    if why: raise SpeculativeError(f"lean_logits_fn cannot run {type(model).__name__}: {why}; use full_logits_fn(model)")
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-    inner, layers = model.model, list(model.model.layers)
-    def fn(ids, mask, pos, cache, k):             # ids, pos (B, T); mask (B, S) with S ≥ T -> logits (B, k, V)
-        h = inner.embed_tokens(ids)                                          # (B, T, d)
-        cos, sin = inner.rotary_emb(h, pos)
-        B, T, _ = h.shape; S = mask.shape[1]
-        if T == 1 and bool(mask.all()): am = None                            # one token, nothing masked: no mask
-        else:                                                                # key c visible to query t: valid and c ≤ S−T+t
-            causal = torch.arange(S, device=h.device)[None, :] <= (S - T + torch.arange(T, device=h.device))[:, None]
-            am = mask.bool()[:, None, None, :] & causal                      # (B, 1, T, S)
-        for j, layer in enumerate(layers):
-            att, mlp = layer.self_attn, layer.mlp
-            x = layer.input_layernorm(h)
-            q, kk, v = (p(x).view(B, T, -1, att.head_dim) for p in (att.q_proj, att.k_proj, att.v_proj))
-            if hasattr(att, "q_norm"): q, kk = att.q_norm(q), att.k_norm(kk)   # Qwen3
-            q, kk = apply_rotary_pos_emb(q.transpose(1, 2), kk.transpose(1, 2), cos, sin)   # (B, heads, T, hd)
-            kk, v = cache.update(kk, v.transpose(1, 2), j)
-            o = F.scaled_dot_product_attention(q, kk, v, attn_mask=am, scale=att.scaling, enable_gqa=True)
-            h = h + att.o_proj(o.transpose(1, 2).reshape(B, T, -1))
-            x = layer.post_attention_layernorm(h)
-            h = h + mlp.down_proj(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
-        return model.lm_head(inner.norm(h[:, -k:]))
-    return fn
 
 # %% ../nbs/14_speculative.ipynb #a4fc95cc
 def accept_drafts(logits:torch.Tensor,    # (g+1, V) target logits after the last token and after each draft token
@@ -328,7 +199,7 @@ class ModelDrafter(_KVDrafter):
                  stop_below:float|str=0.0, # end a draft early after a token drafted with probability < this (0: never;
                                        # transformers' `assistant_confidence_threshold`, Mamou et al. 2024); 'adaptive':
                                        # start at 0.4 and re-fit after each verify (`confidence_threshold`), as transformers does
-                 lean:bool|None=None,  # run the draft through `lean_logits_fn` (None: when `lean_unsupported` allows;
+                 lean:bool|None=None,  # run the draft through `decoding.lean_logits_fn` (None: when the family allows it;
                                        # True: require it; False: transformers' forward)
                 ):
         if target is not None: check_same_tokenizer(target, draft)
@@ -342,7 +213,7 @@ class ModelDrafter(_KVDrafter):
         self.lm, self.device = draft, draft.device
         if lean is not None and not isinstance(lean, bool):
             raise SpeculativeError(f"lean must be None (when the architecture allows), True or False, got {lean!r}")
-        why = lean_unsupported(draft.model) if lean is not False else None
+        why = stepping_unsupported(draft.model, lean=True) if lean is not False else None
         if lean is True and why: raise SpeculativeError(f"lean=True: {why}; pass lean=None or lean=False")
         self.lean = why is None if lean is None else lean
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
@@ -350,41 +221,31 @@ class ModelDrafter(_KVDrafter):
     def _logits_fn(self): return (lean_logits_fn if self.lean else full_logits_fn)(self.lm.model)
 
 # %% ../nbs/14_speculative.ipynb #485b248c
-def truncated_decoder(lm, layer:int) -> nn.Module:
-    "The target's inner decoder with only its first `layer` blocks and no final norm (weights shared, not copied)."
-    inner = getattr(lm.model, "model", None)
-    if not isinstance(getattr(inner, "layers", None), nn.ModuleList) or not hasattr(inner, "norm") or not hasattr(inner, "config"):
-        raise SpeculativeError(
-            f"{lm.spec!r} ({type(lm.model).__name__}): its layers cannot be stepped — early-layer drafting needs a "
-            "decoder laid out as model.model.layers / model.model.norm (Llama, Qwen2/3, Mistral, SmolLM). "
-            "Use the 'lookup' drafter or a separate draft model instead.")
-    L = len(inner.layers)
-    if not 1 <= layer < L:
-        raise SpeculativeError(f"drafting layer {layer} is out of range for {lm.spec!r}: choose 1 ≤ layer < {L} "
-                               "(its number of blocks); `layer_acceptance` measures which layer drafts best")
-    t = copy.copy(inner)                                    # shallow: parameters are shared
-    t._modules = dict(inner._modules)
-    t._modules["layers"] = nn.ModuleList(list(inner.layers)[:layer])
-    t._modules["norm"] = nn.Identity()                      # the lens reads the pre-norm residual state
-    t.config = copy.copy(inner.config); t.config.num_hidden_layers = layer
-    if getattr(t.config, "layer_types", None): t.config.layer_types = list(t.config.layer_types)[:layer]
-    return t
+def _forward_fn(lm):
+    "`RaggedKV` logits function of `lm` through transformers' forward, or `SpeculativeError` saying why there is none."
+    try: return full_logits_fn(lm.model)
+    except LayerViewError as e:
+        raise SpeculativeError(f"{lm.spec!r} ({type(lm.model).__name__}): its layers cannot be stepped ({e}); "
+                               "speculative decoding needs a transformers causal LM") from None
 
 class LayerDrafter(_KVDrafter):
     "Self-speculative drafts: the target's first `layer` blocks, read out through `lens` (tuned) or the logit lens."
     def __init__(self, lm, layer:int, lens=None):
-        self.inner = truncated_decoder(lm, layer)
+        if stepping_unsupported(lm.model) is not None:
+            raise SpeculativeError(
+                f"{lm.spec!r} ({type(lm.model).__name__}): its layers cannot be stepped ({stepping_unsupported(lm.model)}) — "
+                "early-layer drafting needs a decoder laid out as model.model.layers / model.model.norm (Llama, Qwen2/3, "
+                "Mistral, SmolLM). Use the 'lookup' drafter or a separate draft model instead.")
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer < lm.n_layers:
+            raise SpeculativeError(f"drafting layer {layer} is out of range for {lm.spec!r}: choose 1 ≤ layer < {lm.n_layers} "
+                                   "(its number of blocks); `layer_acceptance` measures which layer drafts best")
         if lens is not None and getattr(lens, "n_layers", lm.n_layers) != lm.n_layers:
             raise SpeculativeError(f"the lens has {lens.n_layers} layers, {lm.spec!r} has {lm.n_layers}: pass the lens fitted to this model")
-        self.lm, self.layer, self.lens, self.device = lm, layer, lens, lm.device
+        self.lm, self.layer, self.lens, self.device = lm, int(layer), lens, lm.device
         self.name = f"layer{layer}:{'tuned' if lens is not None else 'logit'} lens"
-        self.cost, self.kw = layer / lm.n_layers, cache_kwarg(self.inner)
+        self.cost = layer / lm.n_layers
     def _logits_fn(self):
-        def fn(ids, mask, pos, cache, k):
-            h = self.inner(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                           **{self.kw: cache}).last_hidden_state[:, -k:]              # (B, k, d)
-            return lens_logits(self.lm, h, self.layer, self.lens)
-        return fn
+        return prefix_logits_fn(self.lm, self.layer, lambda h: lens_logits(self.lm, h, self.layer, self.lens))
 
 # %% ../nbs/14_speculative.ipynb #857a1f29
 def expected_tokens(alpha:float, gamma:int) -> float:
@@ -468,7 +329,7 @@ def speculative_generate(lm,                   # the target `LoadedModel`
         raise SpeculativeError(f"max_new_tokens must be an integer ≥ 1, got {max_new_tokens!r}")
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
         raise SpeculativeError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature!r}")
-    rule, forward = as_gamma_rule(gamma), full_logits_fn(lm.model)
+    rule, forward = as_gamma_rule(gamma), _forward_fn(lm)
     ids = encode_prompts(lm, prompts, chat)
     B, eos = len(ids), stop_ids(lm)
     gen = torch.Generator().manual_seed(seed)
@@ -544,7 +405,7 @@ def choose_draft_layer(table:pd.DataFrame) -> int:
 # %% ../nbs/14_speculative.ipynb #0acd753e
 def token_agreement(a:list[int], b:list[int]) -> dict:
     "How far `a` follows `b`: common-prefix length, fraction of equal positions over b's length, identical or not."
-    n = _lcp(a, b)
+    n = common_prefix(a, b)
     same = sum(x == y for x, y in zip(a, b))
     return dict(prefix=n, match_rate=same / max(len(b), 1), identical=list(a) == list(b))
 
@@ -562,8 +423,8 @@ def entropy_switch_generate(small, large,        # `LoadedModel`s sharing a toke
     eos = stop_ids(large) | stop_ids(small)
     tokens, from_large, t0 = [], [], time.perf_counter()
     for p in encode_prompts(large, prompts, chat):
-        s_kv = RaggedKV(full_logits_fn(small.model), 1, small.device)
-        l_kv = RaggedKV(full_logits_fn(large.model), 1, large.device)
+        s_kv = RaggedKV(_forward_fn(small), 1, small.device)
+        l_kv = RaggedKV(_forward_fn(large), 1, large.device)
         seq, n0, ents, src = list(p), len(p), deque(maxlen=window), []
         while len(seq) - n0 < max_new_tokens:
             z = s_kv([seq], [1])[0][-1]                                              # (V,)

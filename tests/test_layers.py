@@ -97,3 +97,39 @@ def test_no_private_imports_across_modules():
             if name.startswith("_") and not name.startswith("__") and tgt != me:
                 bad.append(f"{me} imports {tgt}.{name}")
     assert not bad, "private names imported across modules: " + "; ".join(bad)
+
+
+# Attributes of a transformers model's insides: only `decoding` (the hand-stepped decoder) and `models` (the loader and
+# the uniform view) may touch them, so that a transformers change or a new model family is fixed in one place.
+INTERNALS = {"self_attn", "mlp", "rotary_emb", "embed_tokens", "input_layernorm", "post_attention_layernorm",
+             "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "q_norm", "k_norm",
+             "get_base_model", "_modules"}
+MAY_REACH_IN = {"decoding", "models"}
+
+
+def _reaches_in(f: Path) -> list[str]:
+    "Lines of `f` that read a model internal: an attribute in INTERNALS, or `<x>.model.model`."
+    out = []
+    for node in ast.walk(ast.parse(f.read_text())):
+        if not isinstance(node, ast.Attribute): continue
+        if node.attr in INTERNALS:
+            out.append(f"{node.lineno}: .{node.attr}")
+        elif node.attr == "model" and isinstance(node.value, ast.Attribute) and node.value.attr == "model":
+            out.append(f"{node.lineno}: .model.model")
+    return out
+
+
+def test_only_the_decoder_reaches_into_model_internals():
+    bad = {}
+    for f in _sources():
+        me = f.relative_to(PKG).parts[0].removesuffix(".py")
+        if me in MAY_REACH_IN or me in ("kernels", "plasticity"): continue   # plasticity's own small nets are not transformers
+        if hits := _reaches_in(f): bad[str(f.relative_to(ROOT))] = hits
+    assert not bad, ("modules other than `decoding` read a model's internals (step the decoder through "
+                     f"adaptbench.decoding instead): {bad}")
+
+
+def test_the_internals_check_sees_a_planted_reach(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("def g(lm):\n    return lm.model.model.layers[0].self_attn\n")
+    assert _reaches_in(f) == ["2: .self_attn", "2: .model.model"]

@@ -10,7 +10,7 @@ from adaptbench.core import AdaptbenchError
 from adaptbench.models import LoadedModel, byte_tokenizer, load_model, smollm2_gguf, tiny_random_llama
 from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter, ModelDrafter,
                                     SpeculativeError, accept_drafts, entropy_switch_generate, first_token_chisquare,
-                                    greedy_reference, speculative_generate, truncated_decoder)
+                                    greedy_reference, speculative_generate)
 
 CHI2_999_DF5 = 20.52   # 0.999 quantile of chi-square with 5 degrees of freedom
 
@@ -111,7 +111,7 @@ def test_bad_input(pair):
     with pytest.raises(SpeculativeError, match="≥ 1"): speculative_generate(tgt, PROMPTS, LookupDrafter(), gamma=0)
     with pytest.raises(SpeculativeError, match="out of range"): LayerDrafter(tgt, 9)
     odd = LoadedModel.__new__(LoadedModel); odd.model, odd.spec = nn.Linear(2, 2), "linear"
-    with pytest.raises(SpeculativeError, match="cannot be stepped"): truncated_decoder(odd, 1)
+    with pytest.raises(SpeculativeError, match="cannot be stepped"): LayerDrafter(odd, 1)
     with pytest.raises(SpeculativeError, match="cannot be stepped"): speculative_generate(odd, [[1, 2]], LookupDrafter())
     other = tiny(5); other.tokenizer = byte_tokenizer(); other.tokenizer.add_tokens(["<extra>"])
     with pytest.raises(SpeculativeError, match="different tokenizer"): ModelDrafter(other, tgt)

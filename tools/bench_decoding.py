@@ -17,7 +17,7 @@ Same prompts for every method: general chat prompts (the held-out lens prompts) 
                     onednn-half; speedup and identical against its float32 row)
   ead@τ             entropy switching Qwen 0.5B → 1.5B at threshold τ nats: frac_large, agreement with 1.5B greedy
 Each model runs with the default CPU matrix multiply (kernels = mkl) and with its linear layers prepacked for oneDNN
-(kernels = onednn, `models.pack_linear_weights`), where verifying γ + 1 tokens costs about what one token does.
+(kernels = onednn, `decoding.pack_linear_weights`), where verifying γ + 1 tokens costs about what one token does.
 `speedup` is over `generate` with the same kernels; `speedup_vs_mkl` over `generate` with the default kernels.
 Timings on 2 shared cores are noisy: with --repeats 1, differences of 15-20 % between rows are within run-to-run noise
 (compare `drafted`/`acceptance`, which do not depend on timing); keep the machine otherwise idle.
@@ -54,7 +54,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.model_store import registered_path  # noqa: E402
-from adaptbench.models import load_model, pack_linear_weights, stop_ids  # noqa: E402
+from adaptbench.decoding import pack_linear_weights  # noqa: E402
+from adaptbench.models import load_model, stop_ids  # noqa: E402
 from adaptbench.puzzles import get_puzzle  # noqa: E402
 from adaptbench.lens import LENS_PROMPTS  # noqa: E402
 from adaptbench.speculative import (ExpectedGamma, HeuristicGamma, LayerDrafter, LookupDrafter,  # noqa: E402
@@ -172,7 +173,7 @@ def bench_model(name, lm, drafters, sets, a, hf_kw, log, kernels="mkl", refs=Non
 @torch.no_grad()
 def linear_check(shapes=((576, 1536), (1536, 576), (576, 49152)), rows=(1, 2, 4, 8), layers:int=30) -> pd.DataFrame:
     "µs per x @ Wᵀ for SmolLM2's projection shapes, default kernels vs oneDNN-prepacked (weights ≫ cache: `layers` copies)."
-    from adaptbench.models import PackedLinear
+    from adaptbench.decoding import PackedLinear
     out = []
     for k, n in shapes:
         lins = [torch.nn.Linear(k, n, bias=False) for _ in range(layers if n < 10_000 else 1)]
@@ -209,7 +210,7 @@ def main(argv=None):
     ap.add_argument("--no-smollm2", action="store_true", help="skip the base SmolLM2 rows (e.g. with --reasoner, --out elsewhere)")
     ap.add_argument("--layer-gammas", nargs="+", default=["3", "heuristic"], help="γ rules of the early-layer drafter")
     ap.add_argument("--kernels", nargs="+", default=["mkl", "onednn"], choices=["mkl", "onednn"],
-                    help="default matrix multiply, and/or linear layers prepacked for oneDNN (models.pack_linear_weights)")
+                    help="default matrix multiply, and/or linear layers prepacked for oneDNN (decoding.pack_linear_weights)")
     ap.add_argument("--onednn-drafters", nargs="*", default=["lookup"], help="drafters also run with prepacked weights")
     ap.add_argument("--onednn-hf", nargs="*", default=["hf:prompt_lookup"], help="transformers modes also run prepacked")
     ap.add_argument("--qwen-kernels", nargs="+", default=["onednn"], choices=["mkl", "onednn"],

@@ -30,9 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / "tools"))
 from adaptbench.core import atomic_path  # noqa: E402
-from adaptbench.models import load_model, pack_linear_weights  # noqa: E402
-from adaptbench.speculative import (FixedGamma, HeuristicGamma, RaggedKV, check_same_tokenizer,  # noqa: E402
-                                    encode_prompts, full_logits_fn, greedy_reference, lean_logits_fn, lean_unsupported)
+from adaptbench.decoding import (RaggedKV, full_logits_fn, lean_logits_fn, pack_linear_weights,  # noqa: E402
+                                 stepping_unsupported)
+from adaptbench.models import load_model  # noqa: E402
+from adaptbench.speculative import (FixedGamma, HeuristicGamma, check_same_tokenizer,  # noqa: E402
+                                    encode_prompts, greedy_reference)
 from bench_decoding import prompt_sets  # noqa: E402
 
 
@@ -49,7 +51,7 @@ def fastest(fn, rounds:int=7, calls:int=3) -> float:
 @torch.no_grad()
 def measure_costs(small, large, ids:list[int], max_t:int=13) -> dict:
     "Seconds of: draft steps of 1 and 2 tokens (d1, d2), target passes over 1..max_t tokens (V), prefills, generate/token."
-    dfn = lean_logits_fn(small.model) if lean_unsupported(small.model) is None else full_logits_fn(small.model)
+    dfn = lean_logits_fn(small.model) if stepping_unsupported(small.model, lean=True) is None else full_logits_fn(small.model)
     dkv, tkv = RaggedKV(dfn, 1, small.device), RaggedKV(full_logits_fn(large.model), 1, large.device)
     a, b = list(range(11, 11 + max_t)), list(range(41, 41 + max_t))      # alternate: nothing is reused
     flip = [False]
