@@ -7,7 +7,9 @@ Docs: https://adaptbench.github.io/adaptbench/calibrate.html.md"""
 # %% ../nbs/06a_calibrate.ipynb #2b767217
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
@@ -43,9 +45,57 @@ class Calibration:
         "Mean calibration cost of the chosen configuration."
         return None if not self.ok or self.result.cost_hat is None else float(self.result.cost_hat[self.chosen])
     def table(self) -> pd.DataFrame: return self.result.table()
+    def runnable(self, model=None,     # the `LoadedModel` the live run drives (None: not checked)
+                 force:bool=False,     # run even where the model or a setting differs (the guarantee then does not cover the run)
+                 **settings,           # the live run's settings (None: not given, the recorded value is used);
+                                       # a `LoadedModel` value (e.g. small=...) is checked like `model`, under that role
+                ) -> tuple[object, dict]: # (the chosen single-configuration policy, the settings to run with)
+        "The one path from a calibration to a live run: the chosen policy and its recorded settings, or one `CalibrationError` naming every difference."
+        if not self.ok: raise CalibrationError(f"the calibration certified no configuration, so there is no policy to run: {self.guarantee}")
+        meta = self.replay.meta or {}
+        models = {"model": model, **{k: v for k, v in settings.items() if _is_model(v)}}
+        plain = {k: v for k, v in settings.items() if not _is_model(v)}
+        diffs = [d for role, lm in models.items() if lm is not None for d in _model_diffs(meta, role, lm)]
+        diffs += [f"{k}: {meta[k]!r} recorded, {v!r} now" for k, v in plain.items()
+                  if v is not None and meta.get(k) is not None and not _same(meta[k], v)]
+        if diffs and not force:
+            raise CalibrationError("the calibration was recorded with another model or other settings than this run ("
+                                   + "; ".join(diffs) + "). Its guarantee holds only for what it was recorded with: run "
+                                   "with those (leave a setting unset to use the recorded value), record and calibrate with "
+                                   "yours, or pass force=True (the guarantee then does not cover the run)")
+        return self.policy, {k: (meta.get(k) if v is None else v) for k, v in plain.items()}
     def __repr__(self):
         head = f"Calibration(chosen {self.policy!r}: {self.chosen_config})" if self.ok else "Calibration(NO VALID CONFIGURATION)"
         return f"{head}\n  {self.guarantee}"
+
+# %% ../nbs/06a_calibrate.ipynb #d2e7b76e
+def _is_model(x) -> bool: return hasattr(x, "spec") and hasattr(x, "tokenizer")      # a `models.LoadedModel`
+
+def _spec_key(spec) -> str:
+    "A model spec compared by what it names: a path resolved (so ./m, m/ and /abs/m agree), an alias or id as is."
+    s = str(spec)
+    try: p = Path(s).expanduser()
+    except (TypeError, ValueError): return s
+    return str(p.resolve()) if p.exists() else s
+
+def _weights_key(role:str) -> str: return "weights" if role == "model" else f"{role}_weights"
+
+def _model_diffs(meta:dict, role:str, lm) -> list[str]:
+    "How the live model `lm` differs from the recorded one in `role`: by weights when both fingerprints are known, else by spec."
+    spec, w = meta.get(role), meta.get(_weights_key(role))
+    if w is not None:
+        now = lm.fingerprint
+        if now != w:
+            return [f"{role}: {spec!r} with weights {str(w)[:12]}… recorded, {lm.spec!r} with weights {now[:12]}… now"
+                    + (" (the same name, other weights: retrained or changed)" if _spec_key(spec) == _spec_key(lm.spec) else "")]
+        return []
+    if spec is not None and _spec_key(spec) != _spec_key(lm.spec): return [f"{role}: {spec!r} recorded, {lm.spec!r} now"]
+    return []
+
+def _same(a, b) -> bool:
+    "Recorded and live setting agree (numbers by value: 64 == 64.0)."
+    num = lambda x: isinstance(x, numbers.Real) and not isinstance(x, bool)
+    return float(a) == float(b) if num(a) and num(b) else a == b
 
 # %% ../nbs/06a_calibrate.ipynb #0d46872e
 def calibrate(replays:Replay|Sequence[Replay], # one replay, or several over the same units (stacked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .calibrate import Calibration
 from .exits import EXIT_SIGNALS, EarlyExit, ExitError, LayerView, exit_signal_values, head_cost
 from .lens import ExitClassifier, TunedLens, lens_logits, load_exit_classifier
 from .decoding import cache_kwarg, embed_step, fill_skipped_kv, run_layer
@@ -19,11 +20,11 @@ from .models import stop_ids
 __all__ = ['early_exit_generate']
 
 # %% ../nbs/06b_early_exit.ipynb #f0d04b93
-def _single(policy) -> EarlyExit:
-    "The runnable single-threshold policy of a `Calibration` or an `EarlyExit`."
-    if hasattr(policy, "result") and hasattr(policy, "policy"):             # a `calibrate.Calibration`
-        if policy.policy is None: raise ExitError(f"the calibration certified no configuration: {policy.guarantee}")
-        policy = policy.policy
+def _single(lm, policy, lens, classifier, force:bool) -> EarlyExit:
+    "The runnable single-threshold policy of a `Calibration` (through `Calibration.runnable`) or an `EarlyExit`."
+    if isinstance(policy, Calibration):
+        lens_name = "tuned lens" if lens is not None else "logit lens"
+        policy, _ = policy.runnable(lm, force, lens=lens_name, classifier=getattr(classifier, "name", None))
     if not isinstance(policy, EarlyExit): raise ExitError(f"expected a Calibration or an EarlyExit, got {type(policy).__name__}")
     policy.threshold                                                       # raises unless it holds one threshold
     return policy
@@ -37,11 +38,12 @@ def early_exit_generate(lm,                      # a `LoadedModel` (Llama-style 
                         classifier:ExitClassifier|None=None, # default: the saved one (`lens.load_exit_classifier`)
                         audit:bool=False,        # run every layer (exact KV) and record the final layer's token too
                         chat:bool=True,          # wrap the prompt in the chat template
+                        force:bool=False,        # run a Calibration recorded with another model (or lens) anyway
                        ) -> dict:
     "Greedy decoding with per-token early exit; returns tokens, exit layers, checks, signals read, relative compute and timing."
     import time
     from transformers import DynamicCache
-    policy = _single(policy)
+    policy = _single(lm, policy, lens, classifier, force)
     if (policy.lens == "tuned lens") != (lens is not None):
         raise ExitError(f"policy {policy.name!r} reads the {policy.lens}: pass lens= {'(a TunedLens)' if lens is None else 'None'}")
     if EXIT_SIGNALS[policy.signal].needs_classifier:

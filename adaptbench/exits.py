@@ -106,6 +106,7 @@ class ExitRecords:
     head_cost: float                # one read-out in decoder-layer units (see `head_cost`)
     model: str = ""                 # model spec, for the record
     classifier: str = ""            # name of the exit classifier behind the `classifier` signal (`ExitClassifier.name`)
+    weights: str = ""               # content fingerprint of the model's weights (`LoadedModel.fingerprint`), if recorded
 
     def __post_init__(self):
         self.agree, self.group = np.asarray(self.agree, bool), np.asarray(self.group)
@@ -123,12 +124,12 @@ class ExitRecords:
     def subset(self, idx) -> "ExitRecords":
         "The records of tokens `idx`."
         return ExitRecords({k: v[:, idx] for k, v in self.signals.items()}, self.agree[:, idx], self.group[idx],
-                           self.lens, self.head_cost, self.model, self.classifier)
+                           self.lens, self.head_cost, self.model, self.classifier, self.weights)
 
     def to_frame(self) -> pd.DataFrame:
         "Long table: one row per (token, layer)."
         L, N = self.agree.shape
-        extra = dict(exit_classifier=self.classifier) if self.classifier else {}
+        extra = {**(dict(exit_classifier=self.classifier) if self.classifier else {}), **(dict(weights=self.weights) if self.weights else {})}
         return pd.DataFrame(dict(lens=self.lens, model=self.model, head_cost=self.head_cost, **extra,
                                  token=np.tile(np.arange(N), L), group=np.tile(self.group, L),
                                  layer=np.repeat(np.arange(1, L + 1), N), agree=self.agree.ravel(),
@@ -144,7 +145,7 @@ class ExitRecords:
         grid = lambda c: df[c].to_numpy().reshape(L, N)
         clf = str(df.exit_classifier.iloc[0]) if "exit_classifier" in df else ""
         return cls({k: grid(k) for k in EXIT_SIGNALS if k in df}, grid("agree"), grid("group")[0], df.lens.iloc[0],
-                   float(df.head_cost.iloc[0]), str(df.model.iloc[0]), clf)
+                   float(df.head_cost.iloc[0]), str(df.model.iloc[0]), clf, str(df.weights.iloc[0]) if "weights" in df else "")
 
 # %% ../nbs/05b_exits.ipynb #8663ca9a
 @torch.no_grad()
@@ -174,7 +175,7 @@ def record_exits(lm,                          # a `LoadedModel`
             agree[l - 1, i:i + batch_tokens] = (v.readout["argmax"].cpu() == final[i:i + batch_tokens]).numpy()
     return ExitRecords(sig, agree, np.zeros(N, int) if group is None else np.asarray(group),
                        "tuned lens" if lens is not None else "logit lens", head_cost(lm, lens is not None), str(lm.spec),
-                       classifier.name if classifier is not None else "")
+                       classifier.name if classifier is not None else "", lm.fingerprint)
 
 # %% ../nbs/05b_exits.ipynb #055f29e7
 @dataclass(kw_only=True, repr=False, eq=False)
@@ -248,8 +249,9 @@ def _replay_exit(self, rec:ExitRecords) -> ExitReplay:
         exit_, checks = np.where(any_, cand[first], L), np.where(any_, first + 1, len(cand))  # (C, N)
     loss = ~rec.agree[exit_ - 1, np.arange(N)[None]]
     configs = pd.DataFrame(dict(policy=self.name, config=np.arange(C), lens=self.lens, signal=self.signal, threshold=self.thresholds))
+    meta = {k: v for k, v in dict(model=rec.model, weights=rec.weights, lens=rec.lens, classifier=rec.classifier).items() if v}
     return ExitReplay(loss=dict(inconsistent=loss.astype(float)), cost=self.cost(exit_, checks, L, rec.head_cost),
-                      configs=configs, paths=[np.arange(C)], policies=[self], group=rec.group, exit=exit_, checks=checks)
+                      configs=configs, paths=[np.arange(C)], policies=[self], group=rec.group, meta=meta, exit=exit_, checks=checks)
 
 EarlyExit.replay = _replay_exit
 

@@ -24,8 +24,8 @@ from .core import AdaptbenchError, ModelLoadError, ModelNotAvailableError, find_
 
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
-           'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf', 'load_gguf',
-           'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'stop_ids']
+           'weights_fingerprint', 'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf',
+           'load_gguf', 'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'stop_ids']
 
 # %% ../nbs/01_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -49,6 +49,18 @@ def _find_parts(model) -> tuple[nn.ModuleList, nn.Module]:
         if isinstance(layers, nn.ModuleList) and norm is not None: return layers, norm
     raise ModelNotAvailableError(f"{type(model).__name__}: cannot find its decoder layers and final norm; "
                                  f"known layouts: {', '.join(p for p, _ in _ARCH_PATHS)}")
+
+# %% ../nbs/01_models.ipynb #616edcdd
+def weights_fingerprint(model:nn.Module) -> str:
+    """Content fingerprint of a model's weights: BLAKE2b-128 (hex) over every state-dict entry's name, dtype, shape and
+    bytes, in order. Recorded with traces, exit and sample records and calibrations, so that a live run can tell other
+    weights under the same name (a retrained adapter) from the recorded ones."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)};".encode())
+        t = t.detach().reshape(-1).contiguous().cpu()
+        if t.numel(): h.update(t.view(torch.uint8).numpy())
+    return h.hexdigest()
 
 # %% ../nbs/01_models.ipynb #2e41766c
 @dataclass
@@ -76,6 +88,13 @@ class LoadedModel:
     def device(self) -> torch.device: return next(self.model.parameters()).device
     @property
     def dtype(self) -> torch.dtype: return next(self.model.parameters()).dtype
+
+    @property
+    def fingerprint(self) -> str:
+        "Content fingerprint of the weights (`weights_fingerprint`); recomputed after any parameter changes."
+        key = tuple((id(p), p._version, p.data_ptr()) for p in self.model.parameters())
+        if getattr(self, "_fp", (None,))[0] != key: self._fp = (key, weights_fingerprint(self.model))
+        return self._fp[1]
 
     def logits_from_hidden(self, h:torch.Tensor, # (..., d) residual-stream state before the final norm
                           ) -> torch.Tensor:     # (..., V)

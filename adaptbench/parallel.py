@@ -364,7 +364,8 @@ def sample_k(lm:LoadedModel,           # the model
     trunc = np.array([x["truncated"] for x in tr]).reshape(N, k)
     texts = np.array([x["text"] for x in tr], dtype=object).reshape(N, k) if keep_texts else None
     return SampleRecords(answers, solved, n_tok, trunc, np.array([inst.id for inst in instances]), texts,
-                         dict(model=lm.spec, budget=budget, temperature=temperature, style=style, k=k, seed=seed))
+                         dict(model=lm.spec, weights=lm.fingerprint, budget=budget, temperature=temperature, style=style,
+                              k=k, seed=seed))
 
 # %% ../nbs/16_parallel.ipynb #cc1f1407
 class AgreementStop(StoppingCriteria):
@@ -420,17 +421,8 @@ class ParallelResult:
 def _resolve_rule(rule, m, k, lm, budget, temperature, style, force):
     "(k, m, budget, temperature, style) from a rule name, an `EarlyFinish` configuration or a `Calibration`."
     if isinstance(rule, Calibration):
-        if not rule.ok: raise ParallelError(f"the calibration certified no configuration, so there is no rule to run: {rule.guarantee}")
-        meta = rule.replay.meta
-        want = dict(model=lm.spec, budget=budget, temperature=temperature, style=style)
-        diff = {key: (meta[key], v) for key, v in want.items() if v is not None and key in meta and meta[key] != v}
-        if diff and not force:
-            raise ParallelError("the calibration was recorded with other settings than this run (setting: (recorded, now)): "
-                                f"{diff}; its guarantee holds only for the recorded ones. Match them, or pass force=True")
-        budget = meta.get("budget", 64) if budget is None else budget
-        temperature = meta.get("temperature", 0.7) if temperature is None else temperature
-        style = meta.get("style", "direct") if style is None else style
-        rule = rule.policy
+        rule, s = rule.runnable(lm, force, budget=budget, temperature=temperature, style=style)
+        budget, temperature, style = s["budget"], s["temperature"], s["style"]
     if isinstance(rule, EarlyFinish):
         if len(rule) != 1: raise ParallelError(f"{rule!r} holds several configurations; pick one with .select(i)")
         k_, m = rule.k, rule.m

@@ -43,6 +43,7 @@ class ProbedTraces:
     budget: float                 # reasoning budget (tokens)
     answers: np.ndarray|None = None  # (N, J) forced answers, if recorded
     model: str|None = None        # spec of the model that recorded the traces, if known
+    weights: str|None = None      # content fingerprint of its weights (`LoadedModel.fingerprint`), if recorded
 
     @property
     def n(self) -> int: return len(self.instance)
@@ -88,9 +89,10 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
         raise TraceTableError("probe indices must run 0, 1, 2, … within each instance")
     if (g.tokens.diff().fillna(0) < 0).any(): raise TraceTableError("tokens must not decrease along an instance's probes")
     models = instances["model"].dropna().unique() if "model" in instances else []
-    if len(models) > 1:
-        raise TraceTableError(f"the instances table mixes traces of several models {sorted(map(str, models))}; "
-                              "calibrate each model's traces on their own")
+    weights = instances["weights"].dropna().unique() if "weights" in instances else []
+    if len(models) > 1 or len(weights) > 1:
+        raise TraceTableError(f"the instances table mixes traces of several models {sorted(map(str, models))} "
+                              f"(weights {sorted(str(w)[:12] for w in weights)}); calibrate each model's traces on their own")
     inst = instances.reset_index(drop=True)
     N, J = len(inst), int(probes.probe.max() + 1) if len(probes) else 0
     row = pd.Series(np.arange(N), index=inst.instance.values).loc[probes.instance.values].values
@@ -106,7 +108,7 @@ def from_tables(probes:pd.DataFrame, # one row per probe (see the schema)
                         dense(probes.tokens.values.astype(float), ft), dense(probes.probe_tokens.values.astype(float), np.zeros(N)),
                         ended, fc, ft, float(inst.budget.max()),
                         dense(probes.answer.to_numpy(object), np.full(N, None, object)) if "answer" in probes else None,
-                        str(models[0]) if len(models) else None)
+                        str(models[0]) if len(models) else None, str(weights[0]) if len(weights) else None)
 
 def to_tables(tr:ProbedTraces) -> tuple[pd.DataFrame, pd.DataFrame]:
     "The (probes, instances) tables of `tr` — the inverse of `from_tables`."
@@ -311,12 +313,12 @@ def _replay_chunk(policy, tr):
     return first, answered, correct, tokens
 
 def trace_settings(tr:ProbedTraces) -> dict:
-    "What the traces were recorded with: `budget` (reasoning tokens), `probe_interval` (the most common step between probes), `model` (when known)."
+    "What the traces were recorded with: `budget` (reasoning tokens), `probe_interval` (the most common step between probes), `model` and `weights` (when known)."
     steps = np.diff(tr.tokens, axis=1)[~tr.ended[:, 1:]] if tr.n_probes > 1 else tr.tokens[~tr.ended]
     steps = steps[steps > 0]
     vals, counts = np.unique(steps, return_counts=True)
     out = dict(budget=float(tr.budget), probe_interval=int(vals[counts.argmax()]) if len(vals) else None)
-    return out if tr.model is None else dict(out, model=tr.model)
+    return dict(out, **{k: v for k, v in dict(model=tr.model, weights=tr.weights).items() if v is not None})
 
 def replay(policy:Policy, # the policy with its grid of configurations
            tr:ProbedTraces, # recorded probed traces

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from .calibrate import Calibration
 from .core import AdaptbenchError
 from .decoding import cache_kwarg, cache_length, crop_cache
 from .models import LoadedModel, load_model, stop_ids
@@ -27,7 +28,8 @@ from .tasks import Instance, TaskError, get_task, make_instances
 
 # %% auto #0
 __all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'fork_probe', 'own_answer_record', 'TokenLogp',
-           'ProbeCriteria', 'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'generate_with_policy']
+           'ProbeCriteria', 'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'live_policy',
+           'generate_with_policy']
 
 # %% ../nbs/03b_probes.ipynb #324354fd
 class ProbeError(AdaptbenchError, ValueError):
@@ -244,7 +246,8 @@ def _tables(crit:ProbeCriteria, ids:list[int], budget:int) -> tuple[pd.DataFrame
                               answer=rec["answer"], answer_text=rec["answer_text"], own_answer=rec["own_answer"]))
         last = recs[-1]
         irows.append(dict(instance=i, final_correct=last["correct"], final_tokens=last["tokens"] + last["probe_tokens"],
-                          budget=budget, family=task.family, n=task.n, task=task.id, generated=gen, model=crit.lm.spec))
+                          budget=budget, family=task.family, n=task.n, task=task.id, generated=gen, model=crit.lm.spec,
+                          weights=crit.lm.fingerprint))
     return pd.DataFrame(prows), pd.DataFrame(irows)
 
 def _batches(tasks, batch_size):
@@ -266,7 +269,7 @@ def record_probed_traces(lm:LoadedModel, # the model
     "Probed traces of `tasks` as (probes, instances) tables in the trace-table schema."
     if not tasks: raise ProbeError("no tasks to probe")
     batches = _batches(tasks, batch_size)
-    settings = dict(budget=budget, interval=probe_interval, m=m, batch_size=batch_size, model=lm.spec)
+    settings = dict(budget=budget, interval=probe_interval, m=m, batch_size=batch_size, model=lm.spec, weights=lm.fingerprint)
     P, I = [], []
     bar = tqdm(total=len(tasks), desc="probed generation", disable=not progress)
     for c in range(0, len(batches), chunk_batches):
@@ -302,33 +305,22 @@ def generate_probed_traces(model:str|LoadedModel="smollm2-135m-instruct", # mode
     return record_probed_traces(lm, probe_tasks(list(puzzles), tuple(n_range), n, seed), budget, probe_interval, **kwargs)
 
 # %% ../nbs/03b_probes.ipynb #e428aef9
-def _runnable(policy, config:int|None) -> tuple[Policy, int]:
-    "(policy, configuration index) from a `Calibration`, a single-configuration policy, or a grid and an index."
-    if hasattr(policy, "result") and hasattr(policy, "policy"):            # a `calibrate.Calibration`
-        if policy.policy is None: raise ProbeError(f"the calibration certified no configuration: {policy.guarantee}")
-        policy = policy.policy
+def _configuration(policy:Policy, config:int|None) -> tuple[Policy, int]:
+    "(policy, configuration index) from a single-configuration policy, or a grid and an index."
     if config is None:
         if len(policy) != 1: raise ProbeError(f"{policy.name!r} holds {len(policy)} configurations: pass config= or policy.select(i)")
         config = 0
     if not 0 <= config < len(policy): raise ProbeError(f"config must be in 0..{len(policy) - 1}, got {config}")
     return policy, config
 
-def _live_settings(policy, budget, probe_interval, force:bool, model:str|None=None) -> tuple[int, int]:
-    "Budget and probe interval of a live run: those of the calibration's traces; a clear error for other settings or another model."
-    meta = getattr(getattr(policy, "replay", None), "meta", {}) or {}
-    if model is not None and meta.get("model") is not None and meta["model"] != model and not force:
-        raise ProbeError(f"the calibration's traces were recorded with model {meta['model']!r}, but this run drives "
-                         f"{model!r}: its guarantee holds for the recorded model only. Load {meta['model']!r}, record and "
-                         "calibrate traces of this model, or pass force=True")
-    rec = dict(budget=meta.get("budget"), probe_interval=meta.get("probe_interval"))
-    asked = dict(budget=budget, probe_interval=probe_interval)
-    bad = {k: (asked[k], rec[k]) for k in rec if asked[k] is not None and rec[k] is not None and asked[k] != rec[k]}
-    if bad and not force:
-        raise ProbeError("the calibration's guarantee holds for the settings its traces were recorded with: "
-                         + ", ".join(f"{k}={r:g} (asked {a})" for k, (a, r) in bad.items())
-                         + "; run with those (or leave them unset), record and calibrate traces with yours, or pass force=True")
-    pick = lambda k, default: int(asked[k] if asked[k] is not None else rec[k] if rec[k] is not None else default)
-    return pick("budget", 64), pick("probe_interval", 16)
+def live_policy(lm:LoadedModel, policy, config:int|None=None, budget:int|None=None, probe_interval:int|None=None,
+                force:bool=False) -> tuple[Policy, int, int, int]:
+    "(policy, configuration, budget, probe interval) of a live run; a `Calibration` goes through `Calibration.runnable`."
+    if isinstance(policy, Calibration):
+        policy, s = policy.runnable(lm, force, budget=budget, probe_interval=probe_interval)
+        budget, probe_interval = s["budget"], s["probe_interval"]
+    policy, config = _configuration(policy, config)
+    return policy, config, int(64 if budget is None else budget), int(16 if probe_interval is None else probe_interval)
 
 def generate_with_policy(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
@@ -342,8 +334,7 @@ def generate_with_policy(lm:LoadedModel, # the model
                          force:bool=False, # run even with settings (or a model) other than those the calibration's traces were recorded with
                         ) -> pd.DataFrame:
     "Live generation that stops (answers) or abandons (abstains) each instance when the policy's configuration fires."
-    budget, probe_interval = _live_settings(policy, budget, probe_interval, force, lm.spec)
-    policy, config = _runnable(policy, config)
+    policy, config, budget, probe_interval = live_policy(lm, policy, config, budget, probe_interval, force)
     rows, bar = [], tqdm(total=len(tasks), desc="live policy", disable=not progress)
     for b in _batches(tasks, batch_size):
         crit = probe_batch(lm, [tasks[j] for j in b], budget, probe_interval, m, policy, config)

@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import AdaptbenchError
+from .calibrate import Calibration, calibrate
+from .core import AdaptbenchError, Replay
 from .decoding import (LayerViewError, RaggedKV, common_prefix, full_logits_fn, lean_logits_fn,
                                  prefix_logits_fn, stepping_unsupported)
 from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_tuned_lens, save_tuned_lens
@@ -30,7 +31,7 @@ __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept
            'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'LayerDrafter', 'expected_tokens',
            'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts',
            'speculative_generate', 'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement',
-           'entropy_switch_generate', 'calibrate_switch_threshold']
+           'EntropySwitch', 'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -409,15 +410,46 @@ def token_agreement(a:list[int], b:list[int]) -> dict:
     same = sum(x == y for x, y in zip(a, b))
     return dict(prefix=n, match_rate=same / max(len(b), 1), identical=list(a) == list(b))
 
+@dataclass
+class EntropySwitch:
+    "Entropy-driven model switching as a policy grid: use the large model while the small one's rolling entropy exceeds τ (nats)."
+    thresholds: np.ndarray            # candidate τ, safest (lowest: the large model most often) first
+    window: int = 4                   # tokens in the rolling mean of the small model's entropy
+    name: str = "entropy switch"
+    def __post_init__(self):
+        try: t = np.sort(np.unique(np.atleast_1d(np.asarray(self.thresholds, float))))
+        except (TypeError, ValueError): raise SpeculativeError(f"thresholds must be numbers, got {self.thresholds!r}") from None
+        if not len(t) or np.isnan(t).any(): raise SpeculativeError(f"thresholds must be numbers, got {self.thresholds!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, (int, np.integer)) or self.window < 1:
+            raise SpeculativeError(f"window must be an int ≥ 1, got {self.window!r}")
+        self.thresholds = t
+    def __len__(self) -> int: return len(self.thresholds)
+    def select(self, i:int) -> "EntropySwitch": return EntropySwitch([self.thresholds[i]], self.window)
+    def configs(self) -> pd.DataFrame: return pd.DataFrame(dict(threshold=self.thresholds, window=self.window))
+    def paths(self) -> list: return [np.arange(len(self))]          # fixed-sequence testing from the lowest τ
+    @property
+    def threshold(self) -> float:
+        if len(self) != 1: raise SpeculativeError(f"{len(self)} thresholds: select one (`.select(i)`) or calibrate")
+        return float(self.thresholds[0])
+
 @torch.no_grad()
 def entropy_switch_generate(small, large,        # `LoadedModel`s sharing a tokenizer
                             prompts:list,        # strings (chat-wrapped when `chat`) or token-id lists
-                            threshold:float,     # nats: use the large model while the rolling entropy exceeds it
-                            window:int=4,        # tokens in the rolling mean of the small model's entropy
-                            max_new_tokens:int=64,
+                            threshold,           # τ in nats (use the large model while the rolling entropy exceeds it),
+                                                 # a one-threshold `EntropySwitch`, or a `Calibration` of `calibrate_switch_threshold`
+                            window:int|None=None, # tokens in the rolling mean of the small model's entropy (default: recorded, else 4)
+                            max_new_tokens:int|None=None, # default: the calibration's, else 64
                             chat:bool=True,
+                            force:bool=False,    # run a Calibration with other models or settings than it was recorded with
                            ) -> dict:
     "Greedy decoding that switches from `small` to `large` while the small model is uncertain (EAD, Simonds 2025)."
+    if isinstance(threshold, Calibration):
+        threshold, s = threshold.runnable(large, force, small=small, window=window, max_new_tokens=max_new_tokens)
+        window, max_new_tokens = s["window"], s["max_new_tokens"]
+    if isinstance(threshold, EntropySwitch):
+        window = threshold.window if window is None else window
+        threshold = threshold.threshold
+    window, max_new_tokens = 4 if window is None else window, 64 if max_new_tokens is None else max_new_tokens
     check_same_tokenizer(large, small)
     if not isinstance(window, int) or window < 1: raise SpeculativeError(f"window must be an int ≥ 1, got {window!r}")
     eos = stop_ids(large) | stop_ids(small)
@@ -441,6 +473,32 @@ def entropy_switch_generate(small, large,        # `LoadedModel`s sharing a toke
                 new_tokens=n, seconds=seconds, tokens_per_s=n / seconds if seconds > 0 else float("nan"))
 
 # %% ../nbs/14_speculative.ipynb #3d9dea3f
+def replay_switch(small, large,          # `LoadedModel`s sharing a tokenizer
+                  prompts:list,          # calibration prompts (strings, chat messages or token-id lists)
+                  switch:EntropySwitch,  # the thresholds to try (and the window)
+                  loss:str="sequence",   # 'sequence' (0/1: not identical) or 'token' (1 − match rate)
+                  max_new_tokens:int=64, chat:bool=True, progress:bool=True,
+                 ) -> Replay:
+    """Every threshold of `switch` run on every prompt and scored against the large model's greedy output: a `Replay`
+    with risk `disagreement` (C, N), cost = fraction of tokens from the large model, and the models' identities and
+    settings in `meta` (the switch is path-dependent, so each threshold is generated, not replayed from one record)."""
+    from tqdm.auto import tqdm
+    if loss not in ("sequence", "token"): raise SpeculativeError(f"loss must be 'sequence' or 'token', got {loss!r}")
+    check_same_tokenizer(large, small)
+    ids = encode_prompts(large, prompts, chat)
+    ref = greedy_reference(large, ids, max_new_tokens, chat=False)
+    L, cost = np.zeros((len(switch), len(ids))), np.zeros((len(switch), len(ids)))
+    for c, tau in enumerate(tqdm(switch.thresholds, desc="switch thresholds", disable=not progress)):
+        for j, p in enumerate(ids):
+            r = entropy_switch_generate(small, large, [p], float(tau), switch.window, max_new_tokens, chat=False)
+            ag = token_agreement(r["tokens"][0], ref[j])
+            L[c, j] = float(not ag["identical"]) if loss == "sequence" else 1.0 - ag["match_rate"]
+            cost[c, j] = r["frac_large"]
+    cfg = switch.configs(); cfg.insert(0, "config", np.arange(len(switch))); cfg.insert(0, "policy", switch.name)
+    meta = dict(model=large.spec, weights=large.fingerprint, small=small.spec, small_weights=small.fingerprint,
+                window=switch.window, max_new_tokens=max_new_tokens, loss=loss)
+    return Replay(dict(disagreement=L), cost, cfg, switch.paths(), [switch], meta=meta)
+
 def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a tokenizer
                                prompts:list,         # calibration prompts (strings, chat messages or token-id lists)
                                thresholds,           # candidate thresholds τ in nats (any order; -inf = always large)
@@ -449,31 +507,18 @@ def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a 
                                loss:str="sequence",  # 'sequence' (0/1: not identical) or 'token' (1 − match rate)
                                window:int=4, max_new_tokens:int=64, chat:bool=True,
                                progress:bool=True,
-                              ):
+                              ) -> Calibration:
     """Learn-then-Test calibration of `entropy_switch_generate`'s threshold on a disagreement risk with the large
-    model's greedy output (Angelopoulos et al. 2021; p-values: binomial for 'sequence', Hoeffding–Bentkus for
-    'token'; fixed-sequence testing from the lowest τ). Returns the `risk.LTTResult`: `.chosen_config['threshold']`
-    is the cheapest certified τ (cost = fraction of tokens from the large model; when none is certified `.ok` is
-    False and `.chosen_config` raises `risk.NoValidConfigurationError`, saying how many prompts would be needed); its
-    `.table()` has one row per τ
-    with the empirical risk (`risk_disagreement`) and cost. Raises, before any generation, `SpeculativeError` for bad
-    input and `risk.RiskInputError` for ε or δ outside (0, 1)."""
-    from tqdm.auto import tqdm
-    from adaptbench.risk import check_level, learn_then_test
+    model's greedy output (`replay_switch`, then `calibrate.calibrate`; Angelopoulos et al. 2021; p-values: binomial for
+    'sequence', Hoeffding–Bentkus for 'token'; fixed-sequence testing from the lowest τ). Returns the `Calibration`:
+    `.chosen_config['threshold']` is the cheapest certified τ (cost = fraction of tokens from the large model; when
+    none is certified `.ok` is False and `.guarantee` says how many prompts would be needed), `.table()` has one row
+    per τ with the empirical risk (`risk_disagreement`) and cost, and `entropy_switch_generate` takes it directly
+    (refusing other models or settings unless forced). Raises, before any generation, `SpeculativeError` for bad input
+    and `risk.RiskInputError` for ε or δ outside (0, 1)."""
+    from adaptbench.risk import check_level
     if loss not in ("sequence", "token"): raise SpeculativeError(f"loss must be 'sequence' or 'token', got {loss!r}")
     check_level("eps", eps); check_level("delta", delta)                  # before any generation
-    try: taus = sorted({float(t) for t in np.atleast_1d(np.asarray(thresholds, float))})
-    except (TypeError, ValueError): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}") from None
-    if not taus or any(math.isnan(t) for t in taus): raise SpeculativeError(f"thresholds must be numbers, got {thresholds!r}")
-    check_same_tokenizer(large, small)
-    ids = encode_prompts(large, prompts, chat)
-    ref = greedy_reference(large, ids, max_new_tokens, chat=False)
-    L, cost = np.zeros((len(taus), len(ids))), np.zeros((len(taus), len(ids)))
-    for c, tau in enumerate(tqdm(taus, desc="switch thresholds", disable=not progress)):
-        for j, p in enumerate(ids):
-            r = entropy_switch_generate(small, large, [p], tau, window, max_new_tokens, chat=False)
-            ag = token_agreement(r["tokens"][0], ref[j])
-            L[c, j] = float(not ag["identical"]) if loss == "sequence" else 1.0 - ag["match_rate"]
-            cost[c, j] = r["frac_large"]
-    return learn_then_test(dict(disagreement=L), eps, delta, p_value="binomial" if loss == "sequence" else "hoeffding_bentkus",
-                           fwer="fixed_sequence", cost=cost, configs=pd.DataFrame(dict(threshold=taus)))
+    switch = EntropySwitch(thresholds, window)
+    rep = replay_switch(small, large, prompts, switch, loss, max_new_tokens, chat, progress)
+    return calibrate(rep, eps, delta, p_value="binomial" if loss == "sequence" else "hoeffding_bentkus", fwer="fixed_sequence")
