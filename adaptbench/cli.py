@@ -96,7 +96,9 @@ def _headline(run, rows:int=5) -> str:
     return "\n".join(out + [f"  figure:   {f}" for f in run.figures()])
 
 def _run(a) -> int:
-    from adaptbench.runs import Run, resolve_params, run_id, run_study
+    from adaptbench.catalogue import resolve_params
+    from adaptbench.runner import run_study
+    from adaptbench.runs import Run, run_id
     params = dict(a.param)
     if len(params) != len(a.param): raise StudyError("a parameter is given twice with -p")
     if a.dry_run:
@@ -116,16 +118,14 @@ def _run(a) -> int:
     return 0
 
 def _studies(a) -> int:
-    from adaptbench.runs import RESERVED_PARAMS, list_studies, study_parameters
+    from adaptbench.catalogue import RESERVED_PARAMS, format_checks, list_studies, studies_dir, study_parameters
     if not a.study:
         names = list_studies()
-        if not names: raise StudyError(f"no study notebooks in {os.environ.get('ADAPTBENCH_STUDIES_DIR') or project_root()/'nbs'/'studies'}")
+        if not names: raise StudyError(f"no study notebooks in {studies_dir()}")
         print("\n".join(names)); return 0
-    fmt = lambda c: " ".join(f"[{k}: {v[0] if v[0] is not None else ''}..{v[1] if v[1] is not None else ''}]" if k == "range"
-                             else f"[{k}: {'|'.join(v)}]" if k in ("choices", "items") else f"[{k}]" for k, v in c.items())
     for k, v in study_parameters(a.study).items():
         if k in RESERVED_PARAMS: continue              # run_dir: set by the runner, not a user's parameter
-        print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']} {fmt(v['checks'])}".rstrip())
+        print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']} {format_checks(v['checks'])}".rstrip())
     return 0
 
 # %% ../nbs/12_cli.ipynb #3b870bbe
@@ -149,7 +149,8 @@ def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
     return 0
 
 def _results(a) -> int:
-    from adaptbench.runs import iter_runs, list_runs, load_results, study_path
+    from adaptbench.catalogue import study_path
+    from adaptbench.runs import iter_runs, list_runs, load_results
     study_path(a.study)                                   # an unknown study names the known ones
     runs_dir = _abs(a.runs_dir)
     where = Path(get_setting("runs_dir", runs_dir))/a.study
@@ -192,7 +193,7 @@ def _headless():
         import matplotlib; matplotlib.use("Agg")
 
 def _compare(a) -> int:
-    from adaptbench.runs import compare_runs, plot_comparison
+    from adaptbench.compare import compare_runs, plot_comparison
     _headless()
     import matplotlib.pyplot as plt
     runs_dir = _abs(a.runs_dir)
@@ -232,7 +233,8 @@ def dashboard_notebook(run, # the stored `Run` the dashboard opens on
 
 def _dashboard(a) -> int:
     import contextlib, importlib, io, shutil, subprocess
-    from adaptbench.runs import find_run, latest_run, study_path
+    from adaptbench.catalogue import study_path
+    from adaptbench.runs import find_run, latest_run
     study_path(a.study)                                   # an unknown study names the known ones
     if a.study not in DASHBOARDS:
         raise StudyError(f"study {a.study!r} has no dashboard; studies with one: {', '.join(sorted(DASHBOARDS))}")

@@ -1,4 +1,4 @@
-"""Run ids, the study parameters (read from each study's `parameters` cell, with declared ranges and choices), the results store (atomic Parquet tables under `data/runs/`), `load_results` over DuckDB, one lock per run, and the papermill runner.
+"""The run store: run ids, the `Run` folder (parameters, status, atomic Parquet tables and figures under `data/runs/`), one lock per run, and the queries over stored runs (`load_results` over DuckDB, `list_runs`, `latest_run`, `find_run`).
 
 Docs: https://adaptbench.github.io/adaptbench/runs.html.md"""
 
@@ -7,35 +7,24 @@ Docs: https://adaptbench.github.io/adaptbench/runs.html.md"""
 # %% ../nbs/09_runs.ipynb #d62ca3d8
 from __future__ import annotations
 
-import ast
 import contextlib
 import datetime as dt
 import hashlib
-import io
 import json
 import os
-import re
-import shutil
 import socket
-import sys
-import tempfile
 import time
-import tokenize
-import traceback
 from pathlib import Path
 
 import pandas as pd
 
 import adaptbench
-from .core import DEFAULTS, ParameterError, RunLockedError, StudyError, StudyFailedError
-from .core import atomic_path, atomic_write_json, get_setting, project_root
+from .core import RunLockedError, StudyError
+from .core import atomic_path, atomic_write_json, get_setting
 
 # %% auto #0
-__all__ = ['RESERVED_PARAMS', 'LIST_SYNTAX', 'normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs',
-           'list_runs', 'load_results', 'studies_dir', 'list_studies', 'study_path', 'parse_parameters',
-           'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'check_params', 'resolve_params',
-           'Comparison', 'compare_runs', 'plot_comparison', 'latest_run', 'find_run', 'study_values',
-           'executed_parameters', 'current_run', 'ensure_kernel', 'run_study']
+__all__ = ['normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs', 'list_runs', 'load_results', 'latest_run',
+           'find_run']
 
 # %% ../nbs/09_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:
@@ -202,244 +191,7 @@ def load_results(study:str, # study name
                            for r in runs])
     return df.merge(params, on="run_id", how="left").reset_index(drop=True)
 
-# %% ../nbs/09_runs.ipynb #dfb64045
-RESERVED_PARAMS = {"run_dir"}   # set by the runner
-
-def studies_dir() -> Path:
-    "Folder of the study notebooks: `ADAPTBENCH_STUDIES_DIR`, else `nbs/studies` at the project root."
-    return Path(os.environ.get("ADAPTBENCH_STUDIES_DIR") or project_root()/"nbs"/"studies")
-
-def list_studies() -> list[str]:
-    "Names of the study notebooks."
-    return sorted(p.stem for p in studies_dir().glob("*.ipynb") if not p.name.startswith(("_", ".")))
-
-def study_path(study:str) -> Path:
-    "The notebook of `study`, or a `StudyError` naming the known studies."
-    p = studies_dir()/f"{study}.ipynb"
-    if not p.is_file():
-        raise StudyError(f"unknown study {study!r} (no {p}); known studies: {', '.join(list_studies()) or 'none'}")
-    return p
-
-# %% ../nbs/09_runs.ipynb #21ac46be
-_MARK = re.compile(r"\[(range|choices|items):([^\]]*)\]|\[(path)\]")
-
-def _declarations(name:str, comment:str) -> tuple[str, dict]:
-    "Split a parameter's comment into its help text and its declared checks."
-    checks = {}
-    for m in _MARK.finditer(comment):
-        kind, arg = (m[1], m[2].strip()) if m[1] else ("path", "")
-        if kind == "range":
-            lo, sep, hi = (s.strip() for s in arg.partition(".."))
-            try: bounds = tuple(None if s == "" else float(s) if "." in s or "e" in s.lower() else int(s) for s in (lo, hi))
-            except ValueError: bounds = None
-            if not sep or bounds is None or bounds == (None, None):
-                raise StudyError(f"parameter {name!r}: [range: {arg}] must read [range: LO..HI] with numbers, either end empty (e.g. [range: 1..])")
-            checks["range"] = bounds
-        elif kind in ("choices", "items"): checks[kind] = [c.strip() for c in arg.split("|") if c.strip()]
-        else: checks["path"] = True
-    return _MARK.sub("", comment).strip(), checks
-
-def _comments(src:str) -> dict[int, str]:
-    "Line number → text of the comment on that line (tokenized, so a `#` inside a string is not a comment)."
-    return {t.start[0]: t.string[1:].strip() for t in tokenize.generate_tokens(io.StringIO(src).readline)
-            if t.type == tokenize.COMMENT}
-
-def parse_parameters(src:str, # source of a `parameters` cell
-                     where:str="the parameters cell", # named in errors
-                    ) -> dict[str, dict]:
-    "Parameters declared in `src`, read with `ast`: name → dict(default, type, annotation, help, checks)."
-    try: tree, comments = ast.parse(src), _comments(src)
-    except (SyntaxError, tokenize.TokenError) as e: raise StudyError(f"{where} is not valid Python: {e}") from None
-    out = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, ann = node.targets[0].id, None
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            name, ann = node.target.id, ast.unparse(node.annotation)
-        else: raise StudyError(f"{where}, line {node.lineno}: {ast.unparse(node)[:60]!r} is not a `name = value` "
-                               "assignment; keep one plain assignment per parameter there")
-        try: default = ast.literal_eval(node.value)
-        except ValueError: raise StudyError(f"{where}, line {node.lineno}: the default of {name!r} must be a literal "
-                                            f"(number, string, bool, None, list, dict), not {ast.unparse(node.value)!r}") from None
-        comment = next((comments[l] for l in range(node.end_lineno, node.lineno - 1, -1) if l in comments), "")
-        help, checks = _declarations(name, comment)
-        out[name] = dict(default=default, type=ann or type(default).__name__, annotation=ann, help=help, checks=checks)
-    return out
-
-def parameters_cell(study:str) -> str:
-    "Source of the cell tagged `parameters` in `study`'s notebook."
-    path = study_path(study)
-    cells = [c for c in json.loads(path.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1: raise StudyError(f"study {study!r} ({path}) needs exactly one cell tagged 'parameters', has {len(cells)}")
-    src = cells[0]["source"]
-    return src if isinstance(src, str) else "".join(src)
-
-def study_parameters(study:str) -> dict[str, dict]:
-    "Parameters of `study`: name → dict(default, type, annotation, help, checks), from its `parameters` cell."
-    out = parse_parameters(parameters_cell(study), f"the parameters cell of {study_path(study)}")
-    if not out: raise StudyError(f"the parameters cell of study {study!r} declares no parameters")
-    return out
-
-def papermill_blind_spots(study:str) -> list[str]:
-    "Parameters `study` declares that papermill's notebook inspection does not see (empty when the two agree)."
-    import logging, papermill as pm
-    logging.getLogger("papermill").setLevel(logging.ERROR)   # its "Unable to parse line" warning is what we report
-    seen = set(pm.inspect_notebook(str(study_path(study))))
-    return [k for k in study_parameters(study) if k not in seen]
-
-# %% ../nbs/09_runs.ipynb #942f72bf
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-LIST_SYNTAX = "a list is written comma separated (a,b; one item: a,) or as YAML ([a, b])"
-
-def _convert(name:str, value, default, annotation:str|None=None):
-    "Convert `value` to the type of `default`, or raise `ParameterError`."
-    import yaml
-    want = type(default)
-    bad = lambda extra="": ParameterError(f"parameter {name!r} must be {annotation or want.__name__} (default {default!r}), got {value!r}{extra}")
-    if default is None and isinstance(value, str) and "str" in (annotation or ""): return value
-    if isinstance(value, str) and want is not str:
-        if want is bool:
-            if value.lower() not in _TRUE | _FALSE: raise bad()
-            return value.lower() in _TRUE
-        if want in (int, float):
-            try: return want(value)
-            except ValueError: raise bad() from None
-        if want is list and "," in value and not value.lstrip().startswith("["):
-            return [yaml.safe_load(s.strip()) for s in value.split(",") if s.strip()]
-        try: value = yaml.safe_load(value)
-        except yaml.YAMLError: raise bad() from None
-    if default is None: return value
-    if want is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
-    if want is list and isinstance(value, tuple): return list(value)
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)): raise bad(f"; {LIST_SYNTAX}" if want is list else "")
-    return value
-
-def _typed_path(value:str, cwd:Path) -> str:
-    "`value` made absolute against `cwd` if it names a path there (or starts with ./ ../ ~); else as is (an alias, an id)."
-    p = Path(value).expanduser()
-    if p.is_absolute(): return str(p)
-    if value.startswith(("./", "../")) or value in (".", "..") or (cwd/p).exists(): return str((cwd/p).resolve())
-    return value
-
-def _fmt_range(lo, hi) -> str: return f"{'' if lo is None else lo}..{'' if hi is None else hi}"
-
-def check_params(study:str, params:dict, spec:dict|None=None):
-    "Raise one `ParameterError` listing every value of `params` outside what `study`'s parameters cell declares."
-    spec, problems, lists = spec or study_parameters(study), [], False
-    for name, v in params.items():
-        c = spec.get(name, {}).get("checks", {})
-        if "range" in c and isinstance(v, (int, float)) and not isinstance(v, bool):
-            lo, hi = c["range"]
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
-                problems.append(f"{name} = {v!r} is outside its range {_fmt_range(lo, hi)}")
-        if "choices" in c:
-            if bad := [x for x in (v if isinstance(v, list) else [v]) if str(x) not in c["choices"]]:
-                problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['choices'])}")
-        if "items" in c:
-            lists = True
-            items = v if isinstance(v, list) else [s.strip() for s in str(v).split(",") if s.strip()]
-            if not items: problems.append(f"{name} needs at least one of {'|'.join(c['items'])}")
-            elif bad := [x for x in items if str(x) not in c["items"]]:
-                problems.append(f"{name}: {', '.join(map(repr, bad))} is not one of {'|'.join(c['items'])}")
-    if problems:
-        raise ParameterError(f"study {study!r}: " + "; ".join(problems) + f" (as declared in its parameters cell"
-                             + (f"; {LIST_SYNTAX})" if lists else ")"))
-
-def resolve_params(study:str, # name of a notebook in the studies folder
-                   params:dict|None=None, # overrides: values, or strings to convert
-                   cwd:str|Path|None=None, # folder a `[path]` value was typed in (default: the current directory)
-                  ) -> dict:
-    "All parameters of `study`: defaults overridden by `params` (converted and checked), settings filled in."
-    spec, params = study_parameters(study), dict(params or {})
-    bad = sorted(set(params) - set(spec) | set(params) & RESERVED_PARAMS)
-    if bad:
-        known = ", ".join(f"{k} ({v['type']})" for k, v in spec.items() if k not in RESERVED_PARAMS)
-        raise ParameterError(f"study {study!r} has no parameter {', '.join(map(repr, bad))}; its parameters: {known}")
-    out = {}
-    for name, p in spec.items():
-        if name in RESERVED_PARAMS: continue
-        v = _convert(name, params[name], p["default"], p["annotation"]) if name in params else p["default"]
-        if p["checks"].get("path") and isinstance(v, str) and v and v != p["default"]:
-            v = _typed_path(v, Path(cwd or Path.cwd()))
-        if v in ("", None) and name in DEFAULTS: v = get_setting(name)
-        out[name] = v
-    check_params(study, out, spec)
-    return normalise_params(out)
-
-# %% ../nbs/09_runs.ipynb #3461c4ae
-class Comparison:
-    "Result of `compare_runs`: `df` (run_id, varying parameters, labels, metrics) and the names of each group."
-    def __init__(self, study, table, df, params, labels, metrics, same):
-        self.study, self.table, self.df, self.params, self.labels, self.metrics, self.same = study, table, df, params, labels, metrics, same
-    def __repr__(self): return f"Comparison({self.study!r}, {self.table!r}: {self.df.run_id.nunique()} runs, params {self.params}, metrics {self.metrics})"
-
-def _pval(v): return json.dumps(v, sort_keys=True, default=str)
-
-def compare_runs(study:str, # study name
-                 table:str="results", # which table of each run
-                 runs_dir=None, # default: the `runs_dir` setting
-                 metrics:list[str]|None=None, # numeric columns to keep (default: every numeric column of `table`)
-                ) -> Comparison:
-    """The complete runs of `study` side by side, by parameter. Raises `StudyError` for an unknown study, fewer than
-    2 complete runs holding `table`, or an unknown metric."""
-    study_path(study)                                       # an unknown study names the known ones
-    where = Path(get_setting("runs_dir", runs_dir))/study
-    runs = [r for r in iter_runs(study, runs_dir) if r.is_complete]
-    have = [r for r in runs if r.has_table(table)]
-    if len(have) < 2:
-        tables = sorted({t for r in runs for t in r.tables()})
-        what = f"{len(runs)} complete" if len(have) == len(runs) else f"{len(runs)} complete, {len(have)} with a {table!r} table (tables: {', '.join(tables) or 'none'})"
-        raise StudyError(f"compare needs at least 2 complete runs of {study!r} with a {table!r} table; {where} has {what}. "
-                         f"Run it with other parameters first: `adaptbench run {study} -p NAME VALUE` or `adaptbench sweep`")
-    pkeys = sorted({k for r in have for k in r.params} - RESERVED_PARAMS)
-    varying = [k for k in pkeys if len({_pval(r.params.get(k)) for r in have}) > 1]
-    same = {k: have[0].params.get(k) for k in pkeys if k not in varying}
-    df = load_results(study, table, runs_dir=runs_dir)
-    own = [c for c in df.columns if c != "run_id" and c not in pkeys]
-    numeric = [c for c in own if pd.api.types.is_numeric_dtype(df[c])]
-    labels = [c for c in own if c not in numeric]
-    if metrics:
-        if bad := [m for m in metrics if m not in numeric]:
-            raise StudyError(f"unknown metric(s) {', '.join(map(repr, bad))} in {table!r}; its numeric columns: {', '.join(numeric) or 'none'}")
-        numeric = list(metrics)
-    df = df[["run_id", *varying, *labels, *numeric]]
-    try: df = df.sort_values(varying, kind="stable") if varying else df
-    except TypeError: pass                                  # mixed types in a column: keep the run order
-    return Comparison(study, table, df.reset_index(drop=True), varying, labels, numeric, same)
-
-def plot_comparison(cmp:Comparison, # from `compare_runs`
-                    metric:str|None=None, # a metric of `cmp` (default: its first)
-                    ax=None):
-    """`metric` against the varying parameter (a numeric axis when exactly one numeric parameter varies, else one
-    tick per run named by its parameters), one line per label (e.g. per mechanism). Returns the axes."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-    if not cmp.metrics: raise StudyError(f"the {cmp.table!r} table of {cmp.study!r} has no numeric column to plot")
-    metric = metric or cmp.metrics[0]
-    if metric not in cmp.metrics: raise StudyError(f"unknown metric {metric!r}; metrics: {', '.join(cmp.metrics)}")
-    df = cmp.df
-    numeric_x = len(cmp.params) == 1 and pd.api.types.is_numeric_dtype(df[cmp.params[0]])
-    if numeric_x: x, xlabel, ticks = df[cmp.params[0]].astype(float), cmp.params[0], None
-    else:
-        name = lambda g: ", ".join(f"{p}={g[p]}" for p in cmp.params) or g["run_id"][:8]
-        order = list(dict.fromkeys(df.run_id))
-        x, xlabel = df.run_id.map({r: i for i, r in enumerate(order)}), "run"
-        ticks = [name(df[df.run_id == r].iloc[0]) for r in order]
-    ax = ax or plt.subplots(figsize=(max(6, 1.2 * (len(ticks or []) + 2)), 4))[1]
-    groups = df.groupby(cmp.labels, sort=False, dropna=False) if cmp.labels else [((), df)]
-    for key, g in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        xs = x[g.index]; o = np.argsort(xs.values, kind="stable")
-        ax.plot(xs.values[o], g[metric].astype(float).values[o], marker="o",
-                label=", ".join(map(str, key)) if cmp.labels else None)
-    if ticks is not None: ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right", fontsize=8)
-    elif pd.api.types.is_integer_dtype(df[cmp.params[0]]):
-        from matplotlib.ticker import MaxNLocator
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel=xlabel, ylabel=metric, title=f"{cmp.study}: {metric} ({cmp.table}) across {df.run_id.nunique()} runs")
-    if cmp.labels: ax.legend(title=", ".join(cmp.labels), fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return ax
-
+# %% ../nbs/09_runs.ipynb #5b0e7c21
 def _updated(r:Run) -> str: return r.status.get("updated") or ""
 
 def latest_run(study:str, runs_dir=None, complete:bool=True) -> Run:
@@ -459,114 +211,3 @@ def find_run(study:str, which:str, runs_dir=None) -> Run:
     ids = ", ".join(r.id for r in (hits or runs)) or "none"
     raise StudyError(f"{'ambiguous' if hits else 'no'} run {which!r} of {study!r}; "
                      f"{'matches' if hits else 'runs'}: {ids} (see `adaptbench results {study} --list`)")
-
-# %% ../nbs/09_runs.ipynb #10e89709
-def study_values(study:str, # name of a notebook in the studies folder
-                 values:dict, # a namespace (a notebook's `globals()`) or a mapping of parameter values
-                ) -> dict:
-    "The resolved, checked parameters of `study` taken from `values`: the names its parameters cell declares."
-    spec = study_parameters(study)
-    return resolve_params(study, {k: values[k] for k in spec if k in values and k not in RESERVED_PARAMS})
-
-def _literal_assignments(src:str) -> dict|None:
-    "name → value if `src` holds nothing but `name = literal` lines (a parameters cell, papermill's injected one), else None."
-    try: return {k: p["default"] for k, p in parse_parameters(src).items()}
-    except StudyError: return None
-
-def executed_parameters(study:str) -> dict|None:
-    """The values of `study`'s parameters as set in this IPython session: its parameters cell as last executed, updated
-    by any later cell made only of literal assignments (papermill's injected cell, a hand-written override); cells that
-    compute (a `scale` that rewrites sizes) do not count. None outside IPython or if the cell was not run here."""
-    try: from IPython import get_ipython
-    except ImportError: return None
-    ip, names = get_ipython(), set(study_parameters(study)) - RESERVED_PARAMS
-    history = [_literal_assignments(src) for src in ((ip.user_ns.get("In") or []) if ip is not None else [])]
-    start = next((i for i in range(len(history) - 1, -1, -1) if history[i] and names <= set(history[i])), None)
-    if start is None or not names: return None
-    values = {}
-    for h in history[start:]: values.update({k: v for k, v in (h or {}).items() if k in names})
-    return values
-
-def current_run(study:str, # name of the study
-                values:dict, # the notebook's `globals()` (or a mapping of its parameter values)
-                run_dir:str|None=None, # the runner's run folder; default: `values["run_dir"]`
-               ) -> Run:
-    "The run a study notebook writes to: the runner's folder, else an interactive run keyed by the current parameter values."
-    if run_dir is None: run_dir = values.get("run_dir", "")
-    if run_dir: return Run.from_dir(run_dir)
-    params = study_values(study, {**values, **(executed_parameters(study) or {})})
-    runs_dir = tempfile.mkdtemp(prefix="adaptbench-test-runs-") if os.environ.get("IN_TEST") else None
-    run = Run.create(study, params, runs_dir, interactive=True)
-    run.mark("interactive", reset=True, pid=os.getpid())
-    return run
-
-# %% ../nbs/09_runs.ipynb #db47a2b8
-def ensure_kernel() -> str:
-    "Name of a Jupyter kernelspec that runs this Python (`sys.executable`); installs one in `sys.prefix` if needed."
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-    name = "adaptbench-" + hashlib.sha256(sys.executable.encode()).hexdigest()[:8]
-    try:
-        if KernelSpecManager().get_kernel_spec(name).argv[0] == sys.executable: return name
-    except NoSuchKernel: pass
-    from ipykernel.kernelspec import install
-    install(kernel_name=name, display_name=f"Python (adaptbench, {Path(sys.prefix).name})", prefix=sys.prefix)
-    return name
-
-@contextlib.contextmanager
-def _quiet_kernel_warnings():
-    "Silence warnings a local run need not show; the kernel's own (its loopback TCP is unencrypted) are silenced by its log level."
-    import logging, warnings
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(unencrypted|not encrypted|insecure).*")
-        warnings.filterwarnings("ignore", message=".*Jupyter is migrating its paths.*")
-        yield
-
-# %% ../nbs/09_runs.ipynb #fb6903a1
-def _skip(run:Run) -> Run:
-    print(f"{run.study}: run {run.id} is already complete, skipped (force to rerun): {run.dir}")
-    run.skipped = True
-    return run
-
-def run_study(study:str, # name of a notebook in the studies folder
-              params:dict|None=None, # parameter overrides (strings are converted to the default's type)
-              force:bool=False, # rerun even if a complete run exists
-              runs_dir=None, # default: the `runs_dir` setting
-              progress:bool=True, # papermill's cell progress bar
-              kernel_name:str|None=None, # default: a kernel of this environment
-              log_output:bool=False, # stream the notebook's output
-              wait:bool=False, # if another process is executing this very run, wait for it (else `RunLockedError`)
-             ) -> Run:
-    "Execute `study` with `params` through papermill into its run folder; skip it if already complete."
-    import papermill as pm
-    path = study_path(study)
-    params = resolve_params(study, params)
-    run = Run.create(study, params, runs_dir)
-    if run.is_complete and not force: return _skip(run)
-    with run_lock(run, wait=wait):
-        if run.is_complete and not force: return _skip(run)      # it completed while we waited
-        if force:
-            for sub in ("tables", "figures"): shutil.rmtree(run.dir/sub, ignore_errors=True)
-        run.skipped = False
-        t0 = time.time()
-        run.mark("running", reset=True, pid=os.getpid(), started=dt.datetime.now().isoformat(timespec="seconds"))
-        try:
-            with _quiet_kernel_warnings():
-                pm.execute_notebook(str(path), str(run.dir/"notebook.ipynb"), parameters=dict(params, run_dir=str(run.dir)),
-                                    kernel_name=kernel_name or ensure_kernel(), progress_bar=progress,
-                                    cwd=str(path.parent), log_output=log_output,
-                                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
-        except BaseException as e:
-            seconds = round(time.time() - t0, 1)
-            if isinstance(e, KeyboardInterrupt) or getattr(e, "ename", "") == "KeyboardInterrupt":
-                run.mark("interrupted", seconds=seconds)
-                raise KeyboardInterrupt(f"{study}: run {run.id} interrupted after {seconds} s; "
-                                        f"run it again to start it afresh: {run.dir}") from None
-            tb = "".join(traceback.format_exception(e)) if not isinstance(e, pm.PapermillExecutionError) else \
-                 f"{e.ename}: {e.evalue}\n" + "\n".join(e.traceback)
-            run.mark("failed", error=f"{type(e).__name__}: {getattr(e, 'evalue', e)}", traceback=tb, seconds=seconds)
-            if isinstance(e, pm.PapermillExecutionError):
-                raise StudyFailedError(f"study {study!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
-                                       f"Executed notebook and traceback: {run.dir}") from None
-            raise
-        run.mark("complete", seconds=round(time.time() - t0, 1))
-    return run

@@ -21,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from .core import ParameterError, StudyError, atomic_path, get_setting
-from .runs import Run, ensure_kernel, resolve_params, run_id, run_study
+from .catalogue import resolve_params
+from .runner import ensure_kernel, run_study
+from .runs import Run, run_id
 
 # %% auto #0
 __all__ = ['load_sweep', 'expand_sweep', 'plan_sweep', 'overrides_as_columns', 'sweep']

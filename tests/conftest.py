@@ -31,7 +31,7 @@ def studies(tmp_path, monkeypatch):
     d = tmp_path / "studies"
     d.mkdir()
     make_study(d, "ok", 'n = 3  # rows\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
-               "import pandas as pd\nfrom adaptbench.runs import current_run\n"
+               "import pandas as pd\nfrom adaptbench.catalogue import current_run\n"
                "run = current_run('ok', dict(n=n, label=label), run_dir)\n"
                "run.write_table(pd.DataFrame({'i': range(n), 'label': label}))\n"
                "open(run.dir / 'executions.txt', 'a').write('1')")

@@ -10,7 +10,7 @@ from adaptbench.runs import Run
 from conftest import make_study
 
 CMP_PARAMS = 'lr = 0.1  # learning rate\nn = 2  # size\nrun_dir = ""  # set by the runner'
-CMP_BODY = ("import pandas as pd\nfrom adaptbench.runs import current_run\n"
+CMP_BODY = ("import pandas as pd\nfrom adaptbench.catalogue import current_run\n"
             "run = current_run('cmp', globals())\n"
             "run.write_table(pd.DataFrame({'method': ['a', 'b'], 'acc': [n * lr, 2 * n * lr], 'loss': [1 / n, 2 / n]}))\n"
             "run.write_table(pd.DataFrame({'x': [n]}), 'extra')")

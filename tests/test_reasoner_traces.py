@@ -2,6 +2,7 @@
 recording model in the traces' meta, what the study and its dashboard certify, and clear
 errors for levels outside (0, 1), an empty calibration split, and a live run of another model."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from adaptbench.calibrate import calibrate
 from adaptbench.core import ParameterError
 from adaptbench.policies import INSTANCE_COLUMNS, PROBE_COLUMNS, TraceTableError, from_tables, replay, standard_policies, trace_settings
 from adaptbench.risk import RiskInputError
-from adaptbench.runs import parameters_cell, study_path
+from adaptbench.catalogue import parameters_cell, study_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = ROOT / "data" / "traces" / "smollm2-reasoner"
@@ -135,14 +136,15 @@ def _run_study_until(marker, runs_dir, monkeypatch, **over):
     raise AssertionError(f"no cell contains {marker!r}")
 
 
-@pytest.mark.parametrize("over, message", [
-    (dict(eps_wrong=0.0), "eps_wrong must lie strictly between 0 and 1"),
-    (dict(delta=1.0), "delta must lie strictly between 0 and 1"),
-    (dict(eps_premature=1.0), "eps_premature must lie strictly between 0 and 1"),
-    (dict(eps_premature=1.2), "eps_premature = 1.2 is outside its range 0..1"),   # the declared range, checked first
+@pytest.mark.parametrize("over, message", [                   # the declared open range (0..1), checked by current_run
+    (dict(eps_wrong=0.0), "eps_wrong = 0.0 is outside its range (0..1): needs 0 < eps_wrong < 1"),
+    (dict(delta=1.0), "delta = 1.0 is outside its range (0..1): needs 0 < delta < 1"),
+    (dict(eps_premature=1.0), "eps_premature = 1.0 is outside its range (0..1)"),
+    (dict(eps_premature=1.2), "eps_premature = 1.2 is outside its range (0..1)"),
+    (dict(cal_fraction=0.0), "cal_fraction = 0.0 is outside its range (0..1)"),
 ])
 def test_study_refuses_levels_outside_0_1_before_any_work(over, message, tmp_path, monkeypatch):
-    with pytest.raises(ParameterError, match=message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
         _run_study_until("EPS = dict(", tmp_path / "runs", monkeypatch, **over)
 
 

@@ -6,7 +6,8 @@ wrong answers, and an interrupted run resumes from the chunks it already wrote.
 """
 import pytest
 
-from adaptbench.runs import Run, run_study
+from adaptbench.runner import run_study
+from adaptbench.runs import Run
 
 PARAMS = dict(tasks=["river_crossing", "hanoi", "addition"], n_min=5, n_max=6, samples=1, budget=8, batch_size=4,
               temperature=0.0)

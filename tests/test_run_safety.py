@@ -13,7 +13,9 @@ import yaml
 from conftest import make_study
 
 from adaptbench.cli import main
-from adaptbench.runs import Run, ensure_kernel, load_results, resolve_params, run_id
+from adaptbench.catalogue import resolve_params
+from adaptbench.runner import ensure_kernel
+from adaptbench.runs import Run, load_results, run_id
 
 
 SLOW_PARAMS = 'n = 1  # a label [range: 1..]\nsecs = 4.0  # seconds to sleep [range: 0..]\nrun_dir = ""  # set by the runner'
@@ -22,7 +24,7 @@ SLOW_PARAMS = 'n = 1  # a label [range: 1..]\nsecs = 4.0  # seconds to sleep [ra
 @pytest.fixture
 def slow(studies):
     "A study that sleeps `secs` seconds, then writes a one-row table."
-    make_study(studies, "slow", SLOW_PARAMS, "import time, pandas as pd\nfrom adaptbench.runs import current_run\n"
+    make_study(studies, "slow", SLOW_PARAMS, "import time, pandas as pd\nfrom adaptbench.catalogue import current_run\n"
                "run = current_run('slow', globals())\ntime.sleep(secs)\nrun.write_table(pd.DataFrame({'n': [n]}))")
     return studies
 
@@ -62,7 +64,7 @@ def test_interactive_run_never_takes_over_a_batch_run(studies, runs_dir, capsys)
 
 def test_typed_paths_resolve_against_where_they_were_typed(studies, runs_dir, tmp_path, monkeypatch, capsys):
     make_study(studies, "pathy", 'data = ""  # a folder [path]\nrun_dir = ""  # set by the runner',
-               "import os, pandas as pd\nfrom adaptbench.runs import current_run\nrun = current_run('pathy', globals())\n"
+               "import os, pandas as pd\nfrom adaptbench.catalogue import current_run\nrun = current_run('pathy', globals())\n"
                "run.write_table(pd.DataFrame({'seen': [os.path.isdir(data)]}))")
     (tmp_path / "models" / "tiny").mkdir(parents=True)
     (tmp_path / "work" / "deep").mkdir(parents=True)
@@ -105,7 +107,7 @@ def test_ctrl_c_is_one_line_and_a_rerun_is_clean(slow, runs_dir, tmp_path):
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and "Traceback" not in err
     assert status(d)["state"] == "interrupted"
     # the rerun completes with a clean status: nothing left of the interruption
-    make_study(slow, "slow", SLOW_PARAMS, "import pandas as pd\nfrom adaptbench.runs import current_run\nrun = current_run('slow', globals())\n"
+    make_study(slow, "slow", SLOW_PARAMS, "import pandas as pd\nfrom adaptbench.catalogue import current_run\nrun = current_run('slow', globals())\n"
                "run.write_table(pd.DataFrame({'n': [n]}))")                  # the same run, now quick
     assert main(["run", "slow", "-p", "secs", "60", "--quiet"]) == 0
     s = status(d)

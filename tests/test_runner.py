@@ -7,7 +7,9 @@ import pytest
 
 from adaptbench.cli import main
 from adaptbench.core import ParameterError, StudyError, StudyFailedError
-from adaptbench.runs import load_results, resolve_params, run_study
+from adaptbench.catalogue import resolve_params
+from adaptbench.runner import run_study
+from adaptbench.runs import load_results
 
 
 def test_run_then_rerun_skips(studies, runs_dir, capsys):

@@ -14,7 +14,7 @@ from adaptbench.sweeps import sweep
 def picky(studies):
     "A study that fails for n == 2 only, and counts its executions."
     make_study(studies, "picky", 'n = 1  # anything [range: 1..]\nlabel = "x"  # a label\nrun_dir = ""  # set by the runner',
-               "import pandas as pd\nfrom adaptbench.runs import current_run\n"
+               "import pandas as pd\nfrom adaptbench.catalogue import current_run\n"
                "run = current_run('picky', dict(n=n, label=label), run_dir)\n"
                "open(run.dir / 'executions.txt', 'a').write('1')\n"
                "if n == 2: raise ValueError('n = 2 is planted to fail')\n"
@@ -80,7 +80,7 @@ def test_ray_sweep(picky, runs_dir, tmp_path):
 
 def test_a_worker_process_that_dies_is_a_failed_run(picky, runs_dir):
     "A job whose process dies before reporting (here: a malformed job) comes back as a failed row, not a crash."
-    from adaptbench.runs import resolve_params
+    from adaptbench.catalogue import resolve_params
     from adaptbench.sweeps import _sweep_job_subprocess
     row = _sweep_job_subprocess(dict(study="picky", params=resolve_params("picky", {}), force=False,
                                      runs_dir=str(runs_dir), bogus=1))

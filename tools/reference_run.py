@@ -83,7 +83,7 @@ def _cli_value(v) -> str:
 def reference_cell(study: str, run_dir: Path, figures: list[str], table: str | None, rows: int) -> str:
     "The markdown of the reference-run cell."
     import pandas as pd
-    from adaptbench.runs import study_parameters
+    from adaptbench.catalogue import study_parameters
     meta = json.loads((run_dir / "params.json").read_text())
     status = json.loads((run_dir / "status.json").read_text())
     params = meta.get("params", {})

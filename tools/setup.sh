@@ -50,6 +50,6 @@ import adaptbench
 print(f"   torch {torch.__version__} (cuda: {torch.cuda.is_available()}), transformers {transformers.__version__}, "
       f"adaptbench {adaptbench.__version__}")
 PY
-  python -c "from adaptbench.runs import ensure_kernel; print('   jupyter kernel:', ensure_kernel())"
+  python -c "from adaptbench.runner import ensure_kernel; print('   jupyter kernel:', ensure_kernel())"
   echo "$want" > "$stamp"
 fi
