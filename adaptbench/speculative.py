@@ -29,9 +29,10 @@ from .models import stop_ids   # the one stop-id rule
 # %% auto #0
 __all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts', 'first_token_chisquare', 'Drafter',
            'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'LayerDrafter', 'expected_tokens',
-           'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'encode_prompts',
-           'speculative_generate', 'greedy_reference', 'layer_acceptance', 'choose_draft_layer', 'token_agreement',
-           'EntropySwitch', 'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
+           'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'draft_lengths',
+           'encode_prompts', 'speculative_generate', 'greedy_reference', 'DraftRecords', 'record_drafts',
+           'replay_drafts', 'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'EntropySwitch',
+           'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -303,6 +304,14 @@ def as_gamma_rule(gamma) -> FixedGamma|HeuristicGamma|ExpectedGamma:
     if hasattr(gamma, "reset") and hasattr(gamma, "update"): return gamma
     return FixedGamma(gamma)
 
+# %% ../nbs/14_speculative.ipynb #e7999622
+def draft_lengths(rule,               # a γ rule (`FixedGamma`, `HeuristicGamma`, `ExpectedGamma`) after `reset`
+                  room:list[int],     # per row: tokens left after the target's own token of this step
+                  done:list[bool],    # per row: finished
+                 ) -> list[int]:
+    "This step's draft length per row: the rule's γ capped by the room left; 0 for finished rows (live and replay alike)."
+    return [0 if d else max(0, min(rule.g[i], r)) for i, (r, d) in enumerate(zip(room, done))]
+
 # %% ../nbs/14_speculative.ipynb #8dce0d42
 def encode_prompts(lm, prompts:list, chat:bool=True) -> list[list[int]]:
     "Token ids of each prompt: a string (chat-wrapped when `chat`), a list of chat messages, or a list of ids as is."
@@ -339,11 +348,11 @@ def speculative_generate(lm,                   # the target `LoadedModel`
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     target = RaggedKV(forward, B, lm.device, pad)
     drafted = accepted = steps = 0
-    per_row = [[] for _ in range(B)]                                     # accepted drafts per step, per row
+    log = [[] for _ in range(B)]                                         # per row, per step: (drafted, kept)
     t0 = time.perf_counter()
     while not all(done):
         room = [max_new_tokens - (len(s) - n) - 1 for s, n in zip(seqs, n0)]   # the target adds one token itself
-        gammas = [0 if done[i] else max(0, min(rule.g[i], room[i])) for i in range(B)]
+        gammas = draft_lengths(rule, room, done)
         drafts, qs = drafter.draft(seqs, gammas, temperature, gen) if any(gammas) else ([[]] * B, [None] * B)
         drafts = [d[:g] for d, g in zip(drafts, gammas)]
         logits = target([s + d for s, d in zip(seqs, drafts)], [0 if done[i] else len(drafts[i]) + 1 for i in range(B)])
@@ -351,19 +360,20 @@ def speculative_generate(lm,                   # the target `LoadedModel`
         for i in range(B):
             if done[i]: continue
             a, nxt = accept_drafts(logits[i], drafts[i], qs[i], temperature, gen)
-            drafted += len(drafts[i]); accepted += a; per_row[i].append(a)
             rule.update(i, a, len(drafts[i]))
             if hasattr(drafter, "update"): drafter.update(i, a, len(drafts[i]))
-            for t in drafts[i][:a] + [nxt]:
-                seqs[i].append(t)
+            kept = 0                                                     # drafts that reach the output
+            for j, t in enumerate(drafts[i][:a] + [nxt]):
+                seqs[i].append(t); kept += j < a
                 if t in eos or len(seqs[i]) - n0[i] >= max_new_tokens: done[i] = True; break
+            drafted += len(drafts[i]); accepted += kept; log[i].append((len(drafts[i]), kept))
     seconds = time.perf_counter() - t0
     new = [s[n:] for s, n in zip(seqs, n0)]
     n_new = sum(map(len, new))
     return dict(tokens=new, texts=[lm.tokenizer.decode(t, skip_special_tokens=True) for t in new],
                 drafter=getattr(drafter, "name", type(drafter).__name__), steps=steps, target_calls=target.calls,
                 drafted=drafted, accepted=accepted, acceptance=accepted / drafted if drafted else float("nan"),
-                accepted_per_step=[float(np.mean(r)) if r else 0.0 for r in per_row],
+                accepted_per_step=[float(np.mean([k for _, k in r])) if r else 0.0 for r in log], step_log=log,
                 new_tokens=n_new, seconds=seconds, tokens_per_s=n_new / seconds if seconds > 0 else float("nan"))
 
 # %% ../nbs/14_speculative.ipynb #24b8cafa
@@ -378,6 +388,60 @@ def greedy_reference(lm, prompts:list, max_new_tokens:int=64, chat:bool=True) ->
         cut = next((j + 1 for j, t in enumerate(y) if t in eos), len(y))
         out.append(y[:cut])
     return out
+
+# %% ../nbs/14_speculative.ipynb #1e910381
+@dataclass
+class DraftRecords:
+    "A draft model's greedy proposal and its probability at every position of the target's greedy replies (teacher-forced)."
+    prompts: list                  # per prompt: its token ids
+    replies: list                  # per prompt: the target's greedy reply (through its first stop id, ≤ max_new_tokens)
+    top: list                      # per prompt: the draft's greedy token at each reply position, given the target's prefix
+    prob: list                     # per prompt: the draft's probability of that token
+    max_new_tokens: int            # the budget the replies were generated under
+    cost: float = 0.0              # the draft's cost per drafted token relative to a target step (`ModelDrafter.cost`)
+    meta: dict = field(default_factory=dict)   # target and draft specs and their weights' fingerprints
+
+@torch.no_grad()
+def record_drafts(target, draft,       # `LoadedModel`s sharing a tokenizer
+                  prompts:list,        # strings (chat-wrapped when `chat`), chat message lists, or token-id lists
+                  max_new_tokens:int=64,
+                  chat:bool=True,
+                 ) -> DraftRecords:
+    "The target's greedy reply to each prompt, and one teacher-forced pass of the draft over prompt + reply."
+    check_same_tokenizer(target, draft)
+    ids = encode_prompts(target, prompts, chat)
+    refs = greedy_reference(target, ids, max_new_tokens, chat=False)
+    top, prob = [], []
+    for p, r in zip(ids, refs):
+        z = draft.model(torch.tensor([p + r], device=draft.device)).logits[0, len(p) - 1:len(p) + len(r) - 1]   # (len(r), V)
+        q = torch.softmax(z.float(), -1).max(-1)
+        top.append(q.indices.tolist()); prob.append(q.values.tolist())
+    n = lambda lm: sum(x.numel() for x in lm.model.parameters())
+    return DraftRecords(ids, refs, top, prob, max_new_tokens, n(draft) / n(target),
+                        dict(model=target.spec, weights=target.fingerprint, draft=draft.spec, draft_weights=draft.fingerprint))
+
+def replay_drafts(recs:DraftRecords,
+                  stop_below:float=0.0,  # end a draft after a token with draft probability < this (0: never)
+                  gamma=5,               # int ≥ 1 (fixed), 'heuristic', 'expected', or a rule object
+                 ) -> pd.DataFrame:      # one row per (prompt, step): drafted, kept
+    "Greedy speculative decoding replayed over the records with the live loop's draft-length step: drafts and kept drafts per step."
+    if isinstance(stop_below, str) or isinstance(stop_below, bool) or not isinstance(stop_below, numbers.Real) or not 0 <= stop_below < 1:
+        raise SpeculativeError(f"replay_drafts takes a fixed stop_below in [0, 1) ('adaptive' re-fits on live outcomes "
+                               f"the records only approximate), got {stop_below!r}")
+    rule, rows = as_gamma_rule(gamma), []
+    for i, (ref, top, prob) in enumerate(zip(recs.replies, recs.top, recs.prob)):
+        rule.reset(1, recs.cost)
+        n, t, step = len(ref), 0, 0
+        while t < n:
+            g = draft_lengths(rule, [recs.max_new_tokens - t - 1], [False])[0]
+            k = g                                                        # dynamic lookahead: through the first unsure token
+            for j, p in enumerate(prob[t:t + g]):                        # past the reply: no probability, no stop
+                if p < stop_below: k = j + 1; break
+            a = common_prefix(top[t:t + k], ref[t:t + k])                # kept: equal to the target's own tokens
+            rows.append(dict(prompt=i, step=step, drafted=k, kept=a))
+            rule.update(0, a, k)
+            t += a + 1; step += 1
+    return pd.DataFrame(rows, columns=["prompt", "step", "drafted", "kept"])
 
 # %% ../nbs/14_speculative.ipynb #38f8c509
 @torch.no_grad()

@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import replay_speculative as rs  # noqa: E402
-from adaptbench.speculative import FixedGamma, HeuristicGamma  # noqa: E402
+from adaptbench.speculative import DraftRecords, FixedGamma, HeuristicGamma  # noqa: E402
 
 
 def costs(**kw):
@@ -17,8 +17,9 @@ def costs(**kw):
 
 
 def stats(n, right=True, p=1.0):
+    "Draft records of one n-token reply (its budget), the draft always right or always wrong, with probability p."
     ref = list(range(100, 100 + n))
-    return [dict(ref=ref, top=ref if right else [t + 1 for t in ref], p=[p] * n)]
+    return DraftRecords([[1, 2]], [ref], [ref if right else [t + 1 for t in ref]], [[p] * n], max_new_tokens=n)
 
 
 def test_a_perfect_free_draft_gives_gamma_plus_one_tokens_per_pass():

@@ -1,16 +1,13 @@
 #!/usr/bin/env python
-"""Replay speculative-decoding policies of a draft/target pair on measured costs, without timing noise.
+"""Price speculative-decoding policies of a draft/target pair on step costs measured in the same run.
 
-Greedy speculative decoding keeps exactly the target's greedy tokens, so whether a draft token is accepted depends
-only on the draft's greedy token given the target's own prefix (a draft after a rejected one is rejected anyway).
-One teacher-forced pass of the draft over each prompt + the target's greedy reply therefore gives, at every position,
-the token and the probability the draft would propose. A cost model measured in the same run (the fastest of several
-rounds each: a one- and a two-token draft step, target passes over 1–8 tokens, prefills, `generate`'s time per
-token) then prices any policy: `stop_below` (dynamic lookahead, `ModelDrafter`) × γ rule (fixed, or transformers'
-heuristic: `HeuristicGamma`, as `tools/bench_decoding.py` runs it). Positions are priced as `speculative_generate`
-runs them: the first verify is the target's prefill, and after a fully accepted draft the next draft step feeds two
-tokens. Later draft tokens after a rejected one are priced with their teacher-forced probabilities (an approximation:
-only when the draft stops is affected).
+The replay itself is the library's (`adaptbench.speculative`): `record_drafts` records the draft's greedy token and
+probability along the target's greedy replies once, and `replay_drafts` runs any `stop_below` (dynamic lookahead,
+`ModelDrafter`) × γ rule (fixed, or transformers' heuristic: `HeuristicGamma`, as `tools/bench_decoding.py` runs it)
+with the live loop's own draft-length step, giving per step the drafts and the kept drafts. This tool keeps only the
+timing: a cost model measured here (the fastest of several rounds each: a one- and a two-token draft step, target
+passes over 1–13 tokens, prefills, `generate`'s time per token) prices the steps as `speculative_generate` runs them:
+the first verify is the target's prefill, and after a fully kept draft the next draft step feeds two tokens.
 
 Prints the best policies, the bench's policy, and how its speed-up grows as the draft step gets cheaper; writes
 data/bench/spec_policy_replay.csv (or --out).
@@ -33,8 +30,8 @@ from adaptbench.core import atomic_path  # noqa: E402
 from adaptbench.decoding import (RaggedKV, full_logits_fn, lean_logits_fn, pack_linear_weights,  # noqa: E402
                                  stepping_unsupported)
 from adaptbench.models import load_model  # noqa: E402
-from adaptbench.speculative import (FixedGamma, HeuristicGamma, check_same_tokenizer,  # noqa: E402
-                                    encode_prompts, greedy_reference)
+from adaptbench.speculative import (DraftRecords, FixedGamma, HeuristicGamma, check_same_tokenizer,  # noqa: E402
+                                    encode_prompts, record_drafts, replay_drafts)
 from bench_decoding import prompt_sets  # noqa: E402
 
 
@@ -70,35 +67,29 @@ def measure_costs(small, large, ids:list[int], max_t:int=13) -> dict:
     return c
 
 
-def replay(stats:list[dict], c:dict, stop_below:float, rule, draft_scale:float=1.0) -> dict:
-    "Modelled seconds of `generate` and of speculative decoding with this policy over the prompts, and its counts."
+def price(recs:DraftRecords, steps:pd.DataFrame, c:dict, draft_scale:float=1.0) -> dict:
+    "Modelled seconds of `generate` and of speculative decoding for the replayed steps (`replay_drafts`), and their counts."
     def V(T):
         if f"V{T}" not in c: raise ValueError(f"no measured cost of a {T}-token verify pass: measure_costs(max_t ≥ {T})")
         return c[f"V{T}"]
-    gen = spec = 0.0; drafted = accepted = steps = 0
-    for s in stats:
-        ref, top, p = s["ref"], s["top"], s["p"]
-        n, t = len(ref), 0
-        rule.reset(1, 0.0)
-        gen += c["target_prefill"] + (n - 1) * c["gen_token"]
+    gen = sum(c["target_prefill"] + (len(r) - 1) * c["gen_token"] for r in recs.replies)
+    spec = 0.0
+    for _, g in steps.groupby("prompt", sort=False):
         spec += c["target_prefill"] - V(1)                      # the first verify pass is the prefill
         spec += (c["draft_prefill"] - c["d1"]) * draft_scale    # and the first draft step the draft's
         feed = 1
-        while t < n:
-            g = max(0, min(rule.g[0], n - t - 1))
-            k = 0
-            while k < g:
-                spec += (c["d1"] if k or feed == 1 else c["d2"]) * draft_scale
-                k += 1
-                if p[t + k - 1] < stop_below: break
-            a = 0
-            while a < k and top[t + a] == ref[t + a]: a += 1
-            spec += V(k + 1); steps += 1; drafted += k; accepted += a
-            if k: rule.update(0, a, k)
-            feed = 2 if k and a == k else 1
-            t += a + 1
-    return dict(speedup=gen / spec, acceptance=accepted / drafted if drafted else float("nan"),
-                tokens_per_step=sum(len(s["ref"]) for s in stats) / steps, drafted_per_step=drafted / steps)
+        for k, a in zip(g.drafted, g.kept):
+            spec += sum(c["d1"] if j or feed == 1 else c["d2"] for j in range(k)) * draft_scale
+            spec += V(k + 1)
+            feed = 2 if k and a == k else 1                     # after a fully kept draft the next step feeds two tokens
+    drafted, kept = int(steps.drafted.sum()), int(steps.kept.sum())
+    return dict(speedup=gen / spec, acceptance=kept / drafted if drafted else float("nan"),
+                tokens_per_step=sum(map(len, recs.replies)) / len(steps), drafted_per_step=drafted / len(steps))
+
+
+def replay(recs:DraftRecords, c:dict, stop_below:float, rule, draft_scale:float=1.0) -> dict:
+    "A policy's modelled speed-up: the library's replay (`speculative.replay_drafts`), priced with the measured costs."
+    return price(recs, replay_drafts(recs, stop_below, rule), c, draft_scale)
 
 
 def main(argv=None):
@@ -118,14 +109,8 @@ def main(argv=None):
     pack_linear_weights(small, half_gemv=not a.no_half); pack_linear_weights(large)
     prompts = prompt_sets(a.prompts)["chat"]
     ids = encode_prompts(large, prompts)
-    print(f"greedy replies of {a.target} to {len(prompts)} chat prompts ...", flush=True)
-    refs = greedy_reference(large, prompts, a.tokens)
-    stats = []
-    with torch.no_grad():
-        for p, r in zip(ids, refs):
-            logits = small.model(input_ids=torch.tensor([p + r])).logits[0, len(p) - 1: len(p) + len(r) - 1].float()
-            top = torch.softmax(logits, -1).max(-1)
-            stats.append(dict(ref=r, top=top.indices.tolist(), p=top.values.tolist()))
+    print(f"greedy replies of {a.target} to {len(prompts)} chat prompts, and the draft along them ...", flush=True)
+    recs = record_drafts(large, small, prompts, a.tokens)
     print("measuring step costs ...", flush=True)
     c = measure_costs(small, large, ids[0])
     print("  " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in c.items()), flush=True)
@@ -134,7 +119,7 @@ def main(argv=None):
         for gname, make in [*((str(g), (lambda g=g: FixedGamma(g))) for g in (1, 2, 3, 4, 6, 8)),
                             ("heuristic", lambda: HeuristicGamma(start=3, max_gamma=12))]:
             for scale in (1.0, 0.8, 0.6):
-                rows.append(dict(stop_below=sb, gamma=gname, draft_cost_scale=scale, **replay(stats, c, sb, make(), scale)))
+                rows.append(dict(stop_below=sb, gamma=gname, draft_cost_scale=scale, **replay(recs, c, sb, make(), scale)))
     df = pd.DataFrame(rows).round(3)
     df.insert(0, "draft", a.draft); df.insert(1, "target", a.target)
     df.insert(2, "prompts", len(prompts)); df.insert(3, "tokens", a.tokens)
