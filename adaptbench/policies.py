@@ -18,9 +18,10 @@ from scipy.stats import beta as beta_dist
 from .core import AdaptbenchError, Replay
 
 # %% auto #0
-__all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables', 'certaindex',
-           'Policy', 'PolicyGridError', 'UpperThreshold', 'LowerThreshold', 'FixedBudget', 'AnyOf', 'AllOf', 'Combined',
-           'Outcome', 'stopping_losses', 'trace_settings', 'replay', 'SyntheticTraces', 'standard_policies']
+__all__ = ['PROBE_COLUMNS', 'INSTANCE_COLUMNS', 'POLICIES', 'TraceTableError', 'ProbedTraces', 'from_tables', 'to_tables',
+           'certaindex', 'Policy', 'PolicyGridError', 'register_policy', 'UpperThreshold', 'LowerThreshold',
+           'FixedBudget', 'AnyOf', 'AllOf', 'Combined', 'Outcome', 'stopping_losses', 'trace_settings', 'replay',
+           'SyntheticTraces', 'standard_policies']
 
 # %% ../nbs/05_policies.ipynb #8a4fd8da
 class TraceTableError(AdaptbenchError, ValueError):
@@ -152,6 +153,17 @@ class Policy:
 class PolicyGridError(AdaptbenchError, ValueError):
     "A policy's configuration grid is empty or holds NaNs."
 
+POLICIES: dict[str, type] = {}        # name → stopping-policy class; each has `example()` for the contract test
+
+def register_policy(name:str):
+    "Class decorator: register a stopping policy under `name` (it must define a classmethod `example()` → a small grid)."
+    def deco(cls):
+        if not callable(getattr(cls, "example", None)):
+            raise PolicyGridError(f"policy {cls.__name__} needs a classmethod example() for the contract test")
+        POLICIES[name] = cls
+        return cls
+    return deco
+
 def _grid(values, name):
     "A policy grid as a float array: non-empty, no NaN (±inf allowed: never / always fire)."
     a = np.atleast_1d(np.asarray(values, float))
@@ -167,6 +179,7 @@ def _sig(tr, name):
     return tr.signals[name]
 
 # %% ../nbs/05_policies.ipynb #357711c2
+@register_policy("upper")
 class UpperThreshold(Policy):
     "Stop and answer at the first probe whose `signal` reaches τ."
     def __init__(self, signal:str="confidence", # signal column to threshold
@@ -181,7 +194,10 @@ class UpperThreshold(Policy):
         return stop, np.zeros_like(stop)
     def thresholds(self, t, budget):
         return np.repeat(self.taus[:, None], len(t), 1), np.full((len(self.taus), len(t)), -np.inf)
+    @classmethod
+    def example(cls): return cls("confidence", (np.inf, 0.9, 0.7, 0.5))
 
+@register_policy("lower")
 class LowerThreshold(Policy):
     "Abandon (abstain) at the first probe whose `signal` falls below the curve a + b·t/budget."
     def __init__(self, signal:str="confidence", # signal column
@@ -205,7 +221,10 @@ class LowerThreshold(Policy):
     def thresholds(self, t, budget):
         lo = np.nan_to_num(self.curve(t, budget), nan=-np.inf)
         return np.full(lo.shape, np.inf), lo
+    @classmethod
+    def example(cls): return cls("confidence", (-np.inf, 0.1, 0.3), (0.0, 0.2))
 
+@register_policy("fixed budget")
 class FixedBudget(Policy):
     "Stop at the first probe whose reasoning tokens reach the budget; answer there. Reads no signal."
     uses_probes = False
@@ -220,6 +239,8 @@ class FixedBudget(Policy):
     def thresholds(self, t, budget):
         up = np.where(np.asarray(t)[None] >= self.budgets[:, None], -np.inf, np.inf)
         return up, np.full(up.shape, -np.inf)
+    @classmethod
+    def example(cls): return cls((1024, 512, 256, 64))
 
 # %% ../nbs/05_policies.ipynb #270d88a9
 class _Product(Policy):
@@ -258,6 +279,7 @@ class _Product(Policy):
 def AnyOf(*policies): return _Product(*policies, how="any")
 def AllOf(*policies): return _Product(*policies, how="all")
 
+@register_policy("upper + lower")
 class Combined(_Product):
     "Upper and lower threshold together: stop-and-answer when the upper fires, abandon when the lower fires."
     def __init__(self, upper:Policy, lower:LowerThreshold):
@@ -265,6 +287,8 @@ class Combined(_Product):
     def fire(self, tr):
         (_, ab), (st, _) = self.policies[0].fire(tr), self.policies[1].fire(tr)
         return st[self.idx[:, 1]], ab[self.idx[:, 0]]
+    @classmethod
+    def example(cls): return cls(UpperThreshold.example(), LowerThreshold.example())
 
 # %% ../nbs/05_policies.ipynb #5f89c146
 @dataclass(kw_only=True, repr=False, eq=False)

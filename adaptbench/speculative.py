@@ -27,12 +27,12 @@ from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_t
 from .models import stop_ids   # the one stop-id rule
 
 # %% auto #0
-__all__ = ['SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts', 'first_token_chisquare', 'Drafter',
-           'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter', 'LayerDrafter', 'expected_tokens',
-           'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'draft_lengths',
-           'encode_prompts', 'speculative_generate', 'greedy_reference', 'DraftRecords', 'record_drafts',
-           'replay_drafts', 'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'EntropySwitch',
-           'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
+__all__ = ['DRAFTERS', 'SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts', 'first_token_chisquare',
+           'Drafter', 'register_drafter', 'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter',
+           'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma',
+           'as_gamma_rule', 'draft_lengths', 'encode_prompts', 'speculative_generate', 'greedy_reference',
+           'DraftRecords', 'record_drafts', 'replay_drafts', 'layer_acceptance', 'choose_draft_layer',
+           'token_agreement', 'EntropySwitch', 'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
 
 # %% ../nbs/14_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -108,13 +108,25 @@ def first_token_chisquare(p:torch.Tensor,  # (V,) target probabilities
 
 # %% ../nbs/14_speculative.ipynb #823c92e1
 class Drafter(Protocol):
-    "Proposes draft tokens for each row of a batch (see `LookupDrafter`, `LayerDrafter`, `ModelDrafter`)."
+    "Proposes draft tokens for each row of a batch (see `LookupDrafter`, `LayerDrafter`, `ModelDrafter`); registered in `DRAFTERS`."
     name: str
     cost: float          # per drafted token, relative to one target step
     def reset(self, batch:int): ...
     def draft(self, seqs:list[list[int]], gammas:list[int], temperature:float=0.0,
               generator:torch.Generator|None=None) -> tuple[list[list[int]], list[torch.Tensor|None]]: ...
     # optional: `update(i, accepted, drafted)`, told after each verify how many of row i's drafts were kept
+
+# %% ../nbs/14_speculative.ipynb #a2a7bac8
+DRAFTERS: dict[str, type] = {}        # name → drafter class; each has `example(target, draft)` for the contract test
+
+def register_drafter(name:str):
+    "Class decorator: register a drafter under `name` (it must define `example(target, draft) -> drafter`)."
+    def deco(cls):
+        if not callable(getattr(cls, "example", None)):
+            raise SpeculativeError(f"drafter {cls.__name__} needs a classmethod example(target, draft) for the contract test")
+        DRAFTERS[name] = cls
+        return cls
+    return deco
 
 # %% ../nbs/14_speculative.ipynb #7587a8fc
 def lookup_draft(seq:list[int], gamma:int, max_ngram:int=3, min_ngram:int=1) -> list[int]:
@@ -126,6 +138,7 @@ def lookup_draft(seq:list[int], gamma:int, max_ngram:int=3, min_ngram:int=1) -> 
             if seq[start:start + n] == tail: return list(seq[start + n:start + n + gamma])
     return []
 
+@register_drafter("lookup")
 @dataclass
 class LookupDrafter:
     "Prompt / n-gram lookup drafts: copied from earlier in the sequence; no model cost."
@@ -136,6 +149,8 @@ class LookupDrafter:
     def reset(self, batch:int): pass
     def draft(self, seqs, gammas, temperature=0.0, generator=None):
         return [lookup_draft(s, g, self.max_ngram, self.min_ngram) if g > 0 else [] for s, g in zip(seqs, gammas)], [None] * len(seqs)
+    @classmethod
+    def example(cls, target, draft): return cls()
 
 # %% ../nbs/14_speculative.ipynb #3344c6a2
 def confidence_threshold(probs, accepted, fn_cost:float=3.0) -> float|None:
@@ -194,6 +209,7 @@ class _KVDrafter:
         t = confidence_threshold(*zip(*self.outcomes))
         if t is not None: self.stop_below = t
 
+@register_drafter("model")
 class ModelDrafter(_KVDrafter):
     "A separate, smaller draft model sharing the target's tokenizer."
     def __init__(self, draft, # the draft `LoadedModel`
@@ -221,6 +237,8 @@ class ModelDrafter(_KVDrafter):
         self.name = f"model:{draft.spec}" + ("@adaptive" if self.adaptive else f"@{stop_below:g}" if stop_below else "")
         self.cost = n(draft) / n(target) if target is not None else 0.5
     def _logits_fn(self): return (lean_logits_fn if self.lean else full_logits_fn)(self.lm.model)
+    @classmethod
+    def example(cls, target, draft): return cls(draft, target, stop_below=0.3)
 
 # %% ../nbs/14_speculative.ipynb #485b248c
 def _forward_fn(lm):
@@ -230,6 +248,7 @@ def _forward_fn(lm):
         raise SpeculativeError(f"{lm.spec!r} ({type(lm.model).__name__}): its layers cannot be stepped ({e}); "
                                "speculative decoding needs a transformers causal LM") from None
 
+@register_drafter("layer")
 class LayerDrafter(_KVDrafter):
     "Self-speculative drafts: the target's first `layer` blocks, read out through `lens` (tuned) or the logit lens."
     def __init__(self, lm, layer:int, lens=None):
@@ -248,6 +267,8 @@ class LayerDrafter(_KVDrafter):
         self.cost = layer / lm.n_layers
     def _logits_fn(self):
         return prefix_logits_fn(self.lm, self.layer, lambda h: lens_logits(self.lm, h, self.layer, self.lens))
+    @classmethod
+    def example(cls, target, draft): return cls(target, max(1, target.n_layers // 2))
 
 # %% ../nbs/14_speculative.ipynb #857a1f29
 def expected_tokens(alpha:float, gamma:int) -> float:

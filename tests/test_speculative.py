@@ -32,6 +32,19 @@ def pair():
 PROMPTS = [[72, 101, 108, 108, 111] * 4, [97, 98, 99], list(range(100, 130)), [50, 51] * 9, [7] * 11]
 
 
+def test_every_registered_drafter_is_lossless(pair):
+    "The drafter contract: any drafter in DRAFTERS (its `example`) keeps greedy decoding token-for-token equal to generate."
+    from adaptbench.speculative import DRAFTERS
+    tgt, small = pair
+    ref = greedy_reference(tgt, PROMPTS, 16)
+    assert {"lookup", "layer", "model"} <= set(DRAFTERS)
+    for name, cls in DRAFTERS.items():
+        for gamma in (1, 4, "heuristic"):
+            r = speculative_generate(tgt, PROMPTS, cls.example(tgt, small), max_new_tokens=16, gamma=gamma)
+            assert r["tokens"] == ref, f"drafter {name!r} (gamma {gamma}) changed the output"
+            assert r["accepted"] <= r["drafted"] and len(r["step_log"]) == len(PROMPTS)
+
+
 @pytest.mark.parametrize("gamma", [1, 3, HeuristicGamma(start=2), ExpectedGamma(max_gamma=6)])
 @pytest.mark.parametrize("kind", ["lookup", "layer", "model"])
 def test_batched_equals_per_sequence_greedy(pair, kind, gamma):
