@@ -24,7 +24,7 @@ from .core import AdaptbenchError, atomic_path
 
 # %% auto #0
 __all__ = ['HOOKS', 'HookError', 'StepContext', 'Hook', 'hook_options', 'Hooks', 'register', 'make_hook', 'parse_hooks',
-           'save_state', 'load_state', 'L2', 'L2Init', 'ShrinkPerturb', 'replay_count', 'Replay', 'EWC', 'WiSEFT',
+           'save_state', 'load_state', 'L2', 'L2Init', 'ShrinkPerturb', 'rehearsal_count', 'Rehearsal', 'EWC', 'WiSEFT',
            'TaskAverage', 'knn_graph', 'fda_loss', 'FeatureAlignment']
 
 # %% ../nbs/07_hooks.ipynb #8a221725
@@ -247,20 +247,20 @@ class ShrinkPerturb(Hook):
         if self.at == "task" and ctx.task > 0: self._apply(ctx)
 
 # %% ../nbs/07_hooks.ipynb #62333f32
-def replay_count(step:int, # steps taken in the current task
-                 batch_size:int, ratio:float, spacing:int) -> int:
-    "Replayed examples at `step`: every `spacing`-th step gets `spacing` times the per-step share (capped at the batch)."
+def rehearsal_count(step:int, # steps taken in the current task
+                    batch_size:int, ratio:float, spacing:int) -> int:
+    "Rehearsed examples at `step`: every `spacing`-th step gets `spacing` times the per-step share (capped at the batch)."
     if ratio == 0 or step % spacing: return 0
     return min(batch_size, int(round(ratio * batch_size * spacing)))
 
-@register("replay")
-class Replay(Hook):
-    "Experience replay: a share `ratio` of each batch from earlier tasks' data; with `spacing` k, every k-th step k× as much."
+@register("replay")   # the registered name: method specs ('replay:0.25'), study parameters and stored runs use it
+class Rehearsal(Hook):
+    "Rehearsal (experience replay): a share `ratio` of each batch from earlier tasks' data; with `spacing` k, every k-th step k× as much."
     def __init__(self, ratio:float=0.25, spacing:int=1):
         if not 0 <= ratio <= 1: raise HookError(f"replay ratio must be in [0, 1], got {ratio}")
         if spacing < 1: raise HookError(f"replay spacing must be ≥ 1, got {spacing}")
         self.ratio, self.spacing = ratio, spacing
-    def extra_batch(self, ctx, batch_size): return replay_count(ctx.task_step, batch_size, self.ratio, self.spacing)
+    def extra_batch(self, ctx, batch_size): return rehearsal_count(ctx.task_step, batch_size, self.ratio, self.spacing)
 
 @register("ewc")
 class EWC(Hook):

@@ -21,7 +21,7 @@ from .calibrate import Calibration, calibrate
 from .core import AdaptbenchError, Replay
 from .generation import generate_to_run, generate_traces
 from .models import LoadedModel, chat_text, stop_ids
-from .puzzles.scoring import pass_at_k
+from .scoring import pass_at_k
 from .tasks import Instance, get_task, task_of
 
 # %% auto #0

@@ -1,4 +1,4 @@
-"""One task protocol and registry: an instance generator with a complexity dial, direct and think prompts, a parser that never raises, one grader verdict, a solver and corrupted answers; puzzles, arithmetic and the forgetting study's string tasks.
+"""One task protocol and registry: an instance generator with a complexity dial, direct and think prompts, a parser that never raises, one grader verdict, a solver and corrupted answers; puzzles, arithmetic, the forgetting study's string tasks, and user datasets of (prompt, answer) pairs.
 
 Docs: https://adaptbench.github.io/adaptbench/tasks.html.md"""
 
@@ -22,7 +22,7 @@ __all__ = ['OUTCOMES', 'THINK_OPEN', 'THINK_CLOSE', 'STYLES', 'ANSWER_LINE', 'TA
            'Instance', 'ParseResult', 'Verdict', 'answer_region', 'split_reasoning', 'program_reason', 'Task',
            'first_difference', 'sequence_verdict', 'register_task', 'list_tasks', 'get_task', 'task_of',
            'make_instances', 'Arithmetic', 'Addition', 'StringTask', 'LetterTask', 'Reverse', 'Uppercase',
-           'SortLetters', 'FirstLast', 'DoubleLetters', 'NumberTask', 'Add', 'Sub', 'MulFormat']
+           'SortLetters', 'FirstLast', 'DoubleLetters', 'NumberTask', 'Add', 'Sub', 'MulFormat', 'PairsTask']
 
 # %% ../nbs/01a_tasks.ipynb #1177ec7a
 class TaskError(AdaptbenchError, ValueError):
@@ -132,7 +132,7 @@ ANSWER_LINE = r"(?i)\banswer[\s*`'\"]*(?::=|=|:)"   # where an `answer = …` li
 class Task:
     "Base class of a task: subclasses generate instances, write prompts, check answers and corrupt them."
     name: str = ""                 # registry name
-    kind: str = ""                 # 'puzzle', 'arithmetic' or 'string'
+    kind: str = ""                 # 'puzzle', 'arithmetic', 'string' (registered) or 'pairs' (a user dataset)
     aliases: tuple = ()            # other names `get_task` accepts
     options: dict = {}             # option name → default value (None: `default_option(name, n)`)
     n_range: tuple = (1, None)     # valid complexity n, inclusive (None: unbounded)
@@ -435,6 +435,11 @@ class StringTask(Task):
 
     def solve(self, inst): return inst.goal
 
+    def worked_solution(self, inst, style="direct"):
+        "The answer alone for `direct` (its system line asks for the answer only); the `think` reply of every task otherwise."
+        reply = super().worked_solution(inst, style)
+        return self.solve(inst) if style == "direct" else reply
+
     def corruptions(self, inst, answer):
         "Each letter or digit changed (step = its place among the non-space characters), one character added, the last dropped."
         chars = [i for i, c in enumerate(answer) if not c.isspace()]
@@ -516,3 +521,38 @@ class MulFormat(NumberTask):
     def target(self, x):
         a, b = self.terms(x)
         return f"{a * b}={a}*{b}"
+
+# %% ../nbs/01a_tasks.ipynb #81cea823
+class PairsTask(Task):
+    "A user dataset as a task: each (prompt, answer) pair an instance, asked directly, graded by exact match of the reply."
+    kind = "pairs"
+    n_range = (1, 1)
+    answer_pattern = r"(?!)"        # no anchor: the whole reply is the answer
+    answer_form = "<answer>"
+
+    def __init__(self, name:str): # the dataset's name (a column of result tables)
+        if not isinstance(name, str) or not name.strip(): raise TaskError(f"a pairs task needs a non-empty name, got {name!r}")
+        self.name = name
+
+    def pairs(self, pairs:list) -> list[Instance]:
+        "One instance per (prompt, answer) pair, in order (seed = its index)."
+        bad = next((p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2 and
+                                             all(isinstance(s, str) and s.strip() for s in p))), None)
+        if bad is not None: raise TaskError(f"{self.name}: items must be (prompt, answer) pairs of non-empty strings; "
+                                            f"first bad item: {bad!r}")
+        if multi := next((a for _, a in pairs if "\n" in a.strip()), None):
+            raise TaskError(f"{self.name}: answers must be one line (a reply is read whole); first bad answer: {multi!r}")
+        return [Instance(self.name, 1, i, (), p, a.strip()) for i, (p, a) in enumerate(pairs)]
+
+    def make(self, n, seed): raise TaskError(f"{self.name}: a pairs task's instances come from its data; use `.pairs(data)`")
+    def messages(self, inst, style):
+        if style != "direct": raise TaskError(f"{self.name}: a pairs task is asked directly only (its reply is read whole)")
+        return [{"role": "system", "content": DIRECT_SYSTEM}, {"role": "user", "content": inst.initial}]
+    def read_value(self, text, bare): return text.strip(), ""
+    def check(self, inst, answer):
+        if not isinstance(answer, str):
+            raise self.Error(f"{self.name}: the answer must be a string, got {type(answer).__name__}; parse model text first")
+        return sequence_verdict(answer, inst.goal, answer, "character")
+    def solve(self, inst): return inst.goal
+    def format_answer(self, answer): return answer
+    def max_answer_tokens(self, inst): return 8 + 2 * len(inst.goal)

@@ -7,6 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/forgetting_learner.html.md"""
 # %% ../../nbs/08d_forgetting_learner.ipynb #bef2dacd
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -25,8 +26,8 @@ from tqdm.auto import tqdm
 from ..core import atomic_path, atomic_write_json, seed_everything
 from ..hooks import HookError, StepContext, load_state, save_state
 from ..models import load_model, stop_ids
-from .tasks import (ForgettingError, Task, encode_ids, encode_pairs, exact_match, prompt_text,
-                                         sft_loss)
+from .tasks import (ForgettingError, TaskSplit, encode_ids, encode_pairs, prompt_text, sft_loss,
+                                         solved)
 from .probe import GeneralProbe, features, knn_graph_distance, mmd2
 from .metrics import accuracy_matrix, forgetting_metrics
 from .methods import (Method, answer_reward, get_method, group_advantages, k3_kl,
@@ -96,8 +97,8 @@ class Learner:
             lambda grad: features(self.model, self.lm, self.probe.prompts, grad=grad))
         return StepContext(self.model, params=self.params, loss_fn=self.pairs_loss, features=feats, trainer=self, **kw)
 
-    def pairs_loss(self, pairs:list[tuple[str, str]]) -> torch.Tensor:
-        "SFT loss of the model on (prompt, answer) pairs."
+    def pairs_loss(self, pairs:list[tuple[list[dict]|str, str]]) -> torch.Tensor:
+        "SFT loss of the model on (prompt, reply) pairs."
         return sft_loss(self.model, encode_pairs(self.lm, pairs))
 
     def setup_hooks(self):
@@ -131,7 +132,7 @@ class Learner:
     # --- reward-based fine-tuning ---
     @torch.no_grad()
     def rollouts(self, pairs) -> tuple[dict, torch.Tensor]:
-        "Sample `rft_samples` answers per prompt; (batch of prompt+sample, (B, K) exact-match rewards)."
+        "Sample `rft_samples` replies per prompt; (batch of prompt+sample, (B, K) exact-match rewards against the reference reply)."
         m, tok = self.method, self.lm.tokenizer
         texts = [prompt_text(self.lm, p) for p, _ in pairs]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)             # left padded
@@ -161,9 +162,9 @@ class Learner:
         return self.rft_loss_on(batch, rewards), float(rewards.mean())
 
 # %% ../../nbs/08d_forgetting_learner.ipynb #d6a945b5
-def train_task(learner:Learner, task:Task,
-               replay_pool:list[tuple[str, str]], # training pairs of earlier tasks
-               rng:random.Random,                 # seeded sampler of batches, replayed examples and Fisher examples
+def train_task(learner:Learner, task:TaskSplit,
+               rehearsal_pool:list[tuple[list[dict], str]], # training pairs of earlier tasks (for rehearsal hooks)
+               rng:random.Random,                 # seeded sampler of batches, rehearsed examples and Fisher examples
                on_step=None,                      # optional callback(step, loss) (tests use it to interrupt)
                progress:bool=True,
                index:int=1,                       # 1-based position of `task` in the sequence
@@ -174,8 +175,8 @@ def train_task(learner:Learner, task:Task,
     losses, rewards = [], []
     for step in tqdm(range(cfg.steps), desc=f"{m.name}: {task.name}", disable=not progress, leave=False):
         ctx = learner.context(opt=opt, step=step, task=index - 1, task_step=step, rng=rng)
-        n_rep = hooks.extra_batch(ctx, cfg.batch_size) if replay_pool else 0
-        pairs = rng.choices(task.train, k=cfg.batch_size - n_rep) + rng.choices(replay_pool, k=n_rep)
+        n_rep = hooks.extra_batch(ctx, cfg.batch_size) if rehearsal_pool else 0
+        pairs = rng.choices(task.train_pairs, k=cfg.batch_size - n_rep) + rng.choices(rehearsal_pool, k=n_rep)
         if m.rft:
             loss, r = learner.rft_loss(pairs); rewards.append(r)
         else: loss = sft_loss(learner.model, encode_pairs(learner.lm, pairs))
@@ -184,7 +185,7 @@ def train_task(learner:Learner, task:Task,
         hooks.after_step(ctx)
         losses.append(loss.item())
         if on_step: on_step(step, losses[-1])
-    hooks.on_task(learner.context(opt=opt, step=cfg.steps, task=index, data=task.train, rng=rng))
+    hooks.on_task(learner.context(opt=opt, step=cfg.steps, task=index, data=task.train_pairs, rng=rng))
     return dict(train_loss=float(np.mean(losses[-max(1, len(losses) // 4):])),
                 train_reward=float(np.mean(rewards)) if rewards else float("nan"))
 
@@ -200,10 +201,9 @@ def weight_distance(learner:Learner) -> float:
     return math.sqrt(sq)
 
 @torch.no_grad()
-def measure(learner:Learner, tasks:list[Task], probe:GeneralProbe) -> dict:
-    "One row of the accuracy matrix, the general probe, and distances to the base (weights, features, KL)."
-    row = {f"acc:{t.name}": float(exact_match(learner.model, learner.lm, t.test, learner.cfg.eval_batch_size).mean())
-           for t in tasks}
+def measure(learner:Learner, tasks:list[TaskSplit], probe:GeneralProbe) -> dict:
+    "One row of the accuracy matrix (each task's grader on greedy replies), the general probe, and distances to the base."
+    row = {f"acc:{t.name}": float(solved(learner.model, learner.lm, t, learner.cfg.eval_batch_size).mean()) for t in tasks}
     row.update(probe.measure(learner.model, learner.lm))
     feats = features(learner.model, learner.lm, probe.prompts)
     k = min(4, len(probe.prompts) - 1)
@@ -212,17 +212,32 @@ def measure(learner:Learner, tasks:list[Task], probe:GeneralProbe) -> dict:
     return row
 
 # %% ../../nbs/08d_forgetting_learner.ipynb #6d3acf9f
-def _fingerprint(tasks:list[Task]) -> str:
-    import hashlib
-    return hashlib.sha256(json.dumps([[t.name, t.train, t.test] for t in tasks]).encode()).hexdigest()[:16]
+def _fingerprint(tasks:list[TaskSplit]) -> str:
+    blob = json.dumps([[t.name, t.train_pairs, t.test_pairs, [repr(i) for i in t.test]] for t in tasks])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 def _jsonable(x): return json.loads(json.dumps(x, default=str))
 
+def _spec(run, table:str) -> tuple[dict|None, str]:
+    "The stored settings of sequence `table` in `run` (None if none) and the key of its row tables."
+    p = Path(run.dir) / "sequences" / table / "sequence.json"
+    spec = json.loads(p.read_text()) if p.exists() else None
+    return spec, hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+def _row_table(table:str, i:int, key:str) -> str: return f"{table}_chunks/{i:05d}-{key}"
+
+def _check_run(run):
+    if not all(hasattr(run, a) for a in ("dir", "has_table", "read_table", "write_table")): raise ForgettingError(
+        f"a sequence is written through the run store: give an `adaptbench.runs.Run` (`Run.create(study, params)`, or a "
+        f"study's `current_run(...)`), not {run!r}")
+
+# %% ../../nbs/08d_forgetting_learner.ipynb #b98c44bf
 def run_sequence(model,                  # model spec for `load_model`, or a LoadedModel (copied: training changes it)
-                 tasks:list[Task],       # the task sequence, in order
+                 tasks:list[TaskSplit],  # the task sequence, in order
                  method:Method|str,      # a Method or a key of METHODS
                  cfg:TrainConfig,        # training configuration (its seed seeds everything)
-                 out_dir:str|Path,       # folder of this sequence's checkpoints and rows
+                 run,                    # an `adaptbench.runs.Run`: rows go to its tables, checkpoints under its folder
+                 table:str="sequence",   # this sequence's name in the run (rows: tables/<table>_chunks/)
                  probe:GeneralProbe|None=None, # general probe of the base; default: built here
                  on_step=None,           # optional callback(task_index, step, loss) (tests use it to interrupt)
                  keep_all:bool|None=None,# keep every task's checkpoint; default: LoRA yes, full weights only the last
@@ -230,20 +245,21 @@ def run_sequence(model,                  # model spec for `load_model`, or a Loa
                  progress:bool=True,
                 ) -> pd.DataFrame:
     "Train `tasks` in order, measuring a row before training and after each task; resumes from the last finished task."
+    _check_run(run)
     method = get_method(method) if isinstance(method, str) else method
     if not tasks: raise ForgettingError("give at least one task")
     if len({t.name for t in tasks}) != len(tasks): raise ForgettingError("task names must be distinct")
-    out = Path(out_dir); rows_dir, ck = out / "rows", out / "checkpoints"
+    ck = Path(run.dir) / "sequences" / table
     keep_all = cfg.lora if keep_all is None else keep_all
-    spec = _jsonable(dict(model=model if isinstance(model, str) else model.spec, tasks=[t.name for t in tasks], data=_fingerprint(tasks),
-                          method=asdict(method), cfg=asdict(cfg)))
-    if (out / "sequence.json").exists():
-        old = json.loads((out / "sequence.json").read_text())
-        if old != spec:
-            diff = sorted(k for k in spec if old.get(k) != spec[k])
-            raise ForgettingError(f"{out} holds a sequence with other settings (differs in {diff}); "
-                                  "use another folder or delete it to start over")
-    else: atomic_write_json(out / "sequence.json", spec)
+    spec = _jsonable(dict(model=model if isinstance(model, str) else model.spec, tasks=[t.name for t in tasks],
+                          data=_fingerprint(tasks), method=asdict(method), cfg=asdict(cfg)))
+    old, _ = _spec(run, table)
+    if old is None: atomic_write_json(ck / "sequence.json", spec)
+    elif old != spec:
+        diff = sorted(k for k in spec if old.get(k) != spec[k])
+        raise ForgettingError(f"run {run.dir} holds a sequence {table!r} with other settings (differs in {diff}); "
+                              f"give another `table`, or delete {ck} and {table}_chunks/ under its tables to start over")
+    _, key = _spec(run, table)
 
     lm = fresh_model(model)
     if probe is None: probe = GeneralProbe.build(lm.model, lm)
@@ -255,12 +271,11 @@ def run_sequence(model,                  # model spec for `load_model`, or a Loa
                 for n, p in learner.params.items(): p.copy_(t0[n]); learner.theta0[n] = t0[n].clone()
             learner.setup_hooks()                              # the hooks' θ₀ and anchors from the reloaded θ₀
         else:
-            ck.mkdir(parents=True, exist_ok=True)
             with atomic_path(ck / "theta0.safetensors") as tmp:
                 save_file({n: t.contiguous() for n, t in learner.theta0.items()}, str(tmp))
-    row_path = lambda i: rows_dir / f"row_{i:03d}.json"
+    write_row = lambda i, row: run.write_table(pd.DataFrame([row]), _row_table(table, i, key))
     done = 0
-    while done <= len(tasks) and row_path(done).exists(): done += 1       # rows 0..done-1 are finished
+    while done <= len(tasks) and run.has_table(_row_table(table, done, key)): done += 1   # rows 0..done-1 are finished
     if done > 1: learner.load_state(ck / f"task_{done - 1:03d}")
     if done == 0:
         t0 = time.time()
@@ -268,26 +283,29 @@ def run_sequence(model,                  # model spec for `load_model`, or a Loa
                                      train_reward=float("nan"), seconds=time.time() - t0)
         elif missing := [t.name for t in tasks if f"acc:{t.name}" not in row0]:
             raise ForgettingError(f"row0 lacks the accuracy of tasks {missing}; measure it on the same tasks")
-        atomic_write_json(row_path(0), _jsonable({k: row0[k] for k in row0 if k not in ("method", "seed", "lora")}))
+        write_row(0, {k: row0[k] for k in row0 if k not in ("method", "seed", "lora", "run_id")})
         done = 1
     for i in range(done, len(tasks) + 1):
         t0, task = time.time(), tasks[i - 1]
         seed_everything(cfg.seed * 1009 + i)                                 # sampling in rft, per task
-        rng = random.Random(f"{cfg.seed}-{i}-{task.name}")                   # batches, replay, Fisher examples
-        pool = [p for t in tasks[:i - 1] for p in t.train]
+        rng = random.Random(f"{cfg.seed}-{i}-{task.name}")                   # batches, rehearsal, Fisher examples
+        pool = [p for t in tasks[:i - 1] for p in t.train_pairs]
         step_cb = (lambda s, l, i=i: on_step(i, s, l)) if on_step else None
         stats = train_task(learner, task, pool, rng, on_step=step_cb, progress=progress, index=i)
         learner.save_state(ck / f"task_{i:03d}")
-        row = dict(row=i, task=task.name, **measure(learner, tasks, probe), **stats, seconds=time.time() - t0)
-        atomic_write_json(row_path(i), row)
+        write_row(i, dict(row=i, task=task.name, **measure(learner, tasks, probe), **stats, seconds=time.time() - t0))
         if not keep_all and i > 1: shutil.rmtree(ck / f"task_{i - 1:03d}", ignore_errors=True)
-    return read_sequence(out)
+    return read_sequence(run, table)
 
-def read_sequence(out_dir:str|Path) -> pd.DataFrame:
-    "The rows written so far by `run_sequence` (one per finished task, row 0 first), with method and seed."
-    out = Path(out_dir)
-    if not (out / "sequence.json").exists(): raise ForgettingError(f"{out} holds no sequence (no sequence.json)")
-    spec = json.loads((out / "sequence.json").read_text())
-    rows = [json.loads(p.read_text()) for p in sorted((out / "rows").glob("row_*.json"))]
-    df = pd.DataFrame(rows)
+def read_sequence(run, # the `adaptbench.runs.Run` a sequence was written to
+                  table:str="sequence") -> pd.DataFrame:
+    "The rows written so far by `run_sequence` (one per finished task, row 0 first), with method, seed and LoRA flag."
+    _check_run(run)
+    spec, key = _spec(run, table)
+    if spec is None: raise ForgettingError(
+        f"run {run.dir} holds no sequence {table!r} (no sequences/{table}/sequence.json); run_sequence writes one")
+    rows, i = [], 0
+    while run.has_table(name := _row_table(table, i, key)):
+        rows.append(run.read_table(name).drop(columns="run_id", errors="ignore")); i += 1
+    df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     return df.assign(method=spec["method"]["name"], seed=spec["cfg"]["seed"], lora=spec["cfg"]["lora"])

@@ -1,4 +1,4 @@
-"""Tasks for continual fine-tuning — generated string and arithmetic tasks or any user dataset — their encoding for a chat model, exact-match grading and the SFT loss.
+"""The tasks of a continual-learning sequence — registry tasks (generated string and arithmetic tasks) or any user dataset, split into training and held-out instances — their encoding for a chat model, grading by each task's own grader (with a teacher-forced exact-match fast path) and the SFT loss.
 
 Docs: https://adaptbench.github.io/adaptbench/forgetting.html.md"""
 
@@ -7,18 +7,19 @@ Docs: https://adaptbench.github.io/adaptbench/forgetting.html.md"""
 # %% ../../nbs/08_forgetting.ipynb #381b5c73
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core import AdaptbenchError
+from ..tasks import DIRECT_SYSTEM, Instance, PairsTask, Task, TaskError, get_task, list_tasks
 
 
 # %% auto #0
-__all__ = ['SYSTEM', 'ForgettingError', 'Task', 'make_task', 'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs',
-           'shifted_logits', 'sft_loss', 'exact_match']
+__all__ = ['ForgettingError', 'TaskSplit', 'make_task', 'make_tasks', 'prompt_text', 'encode_ids', 'encode_pairs',
+           'shifted_logits', 'sft_loss', 'exact_match', 'greedy_replies', 'solved']
 
 # %% ../../nbs/08_forgetting.ipynb #ab0971dc
 class ForgettingError(AdaptbenchError, ValueError):
@@ -26,57 +27,77 @@ class ForgettingError(AdaptbenchError, ValueError):
 
 # %% ../../nbs/08_forgetting.ipynb #ff1193f3
 @dataclass
-class Task:
-    "A named task: (prompt, answer) pairs for training and for testing, graded by exact match."
-    name: str                            # short unique name
-    train: list[tuple[str, str]]         # training pairs
-    test: list[tuple[str, str]]          # held-out pairs used for the accuracy matrix
+class TaskSplit:
+    "One task of a continual-learning sequence: a registry task with training and held-out instances, graded by its own grader."
+    task: Task               # prompts, reference replies and the grader (`adaptbench.tasks`)
+    train: list[Instance]    # training instances
+    test: list[Instance]     # held-out instances (one accuracy-matrix column)
+    train_pairs: list = field(init=False, repr=False)   # (prompt messages, reference reply) per training instance
+    test_pairs: list = field(init=False, repr=False)    # the same for the held-out instances
 
     def __post_init__(self):
+        self.train, self.test = list(self.train), list(self.test)
         for split in ("train", "test"):
-            pairs = getattr(self, split)
-            if not pairs: raise ForgettingError(f"task {self.name!r}: its {split} split is empty; give at least one pair")
-            bad = [p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2
-                                            and all(isinstance(s, str) and s for s in p))]
-            if bad: raise ForgettingError(f"task {self.name!r}: {split} items must be (prompt, answer) pairs of "
-                                          f"non-empty strings; first bad item: {bad[0]!r}")
-            setattr(self, split, [tuple(p) for p in pairs])
+            insts = getattr(self, split)
+            if not insts: raise ForgettingError(f"task {self.name!r}: its {split} split is empty; give at least one instance")
+            if bad := [i for i in insts if not isinstance(i, Instance) or i.task != self.task.name]:
+                raise ForgettingError(f"task {self.name!r}: {split} items must be instances of this task "
+                                      f"(`task.instance(...)`); first bad item: {bad[0]!r}")
+        self.train_pairs, self.test_pairs = self._pairs(self.train), self._pairs(self.test)
+
+    @property
+    def name(self) -> str: return self.task.name
+
+    def _pairs(self, insts:list[Instance]) -> list[tuple[list[dict], str]]:
+        "(direct prompt messages, reference reply) per instance, each reply checked to grade `solved`."
+        out = []
+        for i in insts:
+            try: reply = self.task.worked_solution(i, "direct")
+            except TaskError as e: raise ForgettingError(f"task {self.name!r}: {e}") from None
+            if not (v := self.task.grade(i, reply)).solved: raise ForgettingError(
+                f"task {self.name!r}: the reference reply {reply!r} to {i.id} grades {v.outcome!r} ({v.reason}); "
+                "a task's worked solution must grade solved by its own grader")
+            out.append((self.task.prompt(i, "direct"), reply))
+        return out
 
     @classmethod
     def from_pairs(cls, name:str, # task name
                    pairs:list,    # any user dataset: (prompt, answer) pairs
                    n_test:int|float=0.25, # test size: a count, or a fraction of the pairs
                    seed:int=0,    # seed of the split
-                  ) -> Task:
-        "A task from a user dataset, split at random (seeded) into train and test."
-        pairs = list(pairs)
-        k = int(round(n_test * len(pairs))) if isinstance(n_test, float) else int(n_test)
-        if not 0 < k < len(pairs): raise ForgettingError(
-            f"task {name!r}: cannot take {n_test} test items from {len(pairs)} pairs; both splits need at least one")
-        idx = np.random.default_rng(seed).permutation(len(pairs))
-        return cls(name, [pairs[i] for i in idx[k:]], [pairs[i] for i in idx[:k]])
+                  ) -> TaskSplit:
+        "A user dataset as a `PairsTask` (exact-match grader), split at random (seeded) into train and test."
+        try: task = PairsTask(name); insts = task.pairs(list(pairs))
+        except TaskError as e: raise ForgettingError(f"task {name!r}: {e}") from None
+        k = int(round(n_test * len(insts))) if isinstance(n_test, float) else int(n_test)
+        if not 0 < k < len(insts): raise ForgettingError(
+            f"task {name!r}: cannot take {n_test} test items from {len(insts)} pairs; both splits need at least one")
+        idx = np.random.default_rng(seed).permutation(len(insts))
+        return cls(task, [insts[i] for i in idx[k:]], [insts[i] for i in idx[:k]])
 
-    def __repr__(self): return f"Task({self.name!r}, {len(self.train)} train, {len(self.test)} test; e.g. {self.test[0]!r})"
+    def __repr__(self):
+        msgs, reply = self.test_pairs[0]
+        return (f"TaskSplit({self.name!r}: {len(self.train)} train, {len(self.test)} test; "
+                f"e.g. {msgs[-1]['content']!r} → {reply!r})")
 
 # %% ../../nbs/08_forgetting.ipynb #e6266eef
-from ..tasks import TaskError, get_task, list_tasks
-
 def make_task(name:str,       # a string task of the registry: `adaptbench.tasks.list_tasks("string")`
-              n_train:int=64, # training pairs
-              n_test:int=32,  # test pairs
+              n_train:int=64, # training instances
+              n_test:int=32,  # held-out instances
               seed:int=0,     # seed of the input stream
-             ) -> Task:
-    "A generated task with distinct inputs in train and test: (question, answer) pairs of the registry's string task."
+             ) -> TaskSplit:
+    "A generated task with distinct inputs in train and test: the registry's string task and instances of its study stream."
     known = list_tasks("string")
-    if name not in known: raise ForgettingError(f"unknown task {name!r}; choose from {known} or use Task.from_pairs")
+    if name not in known: raise ForgettingError(
+        f"unknown task {name!r}; choose from {known}, make a TaskSplit of any registered task's instances, "
+        "or use TaskSplit.from_pairs")
     T = get_task(name)
     try: insts = T.examples(n_train + n_test, seed)
     except TaskError as e: raise ForgettingError(str(e)) from e
-    pairs = [(T.question(i), i.goal) for i in insts]
-    return Task(name, pairs[:n_train], pairs[n_train:])
+    return TaskSplit(T, insts[:n_train], insts[n_train:])
 
 def make_tasks(names:list[str]|str, # task names (a list or a comma-separated string)
-               n_train:int=64, n_test:int=32, seed:int=0) -> list[Task]:
+               n_train:int=64, n_test:int=32, seed:int=0) -> list[TaskSplit]:
     "A task sequence, in order."
     if isinstance(names, str): names = [n.strip() for n in names.split(",") if n.strip()]
     if len(set(names)) != len(names): raise ForgettingError(f"task names must be distinct, got {names}")
@@ -84,12 +105,13 @@ def make_tasks(names:list[str]|str, # task names (a list or a comma-separated st
 
 # %% ../../nbs/08_forgetting.ipynb #d8501cda
 from ..models import chat_text   # the one chat-template helper
+from ..generation import generate_traces   # the one batched generation
 
-SYSTEM = "Answer with the answer only."
-
-def prompt_text(lm, prompt:str) -> str:
-    "The model input for a task prompt: chat template with a short system line."
-    return chat_text(lm, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
+def prompt_text(lm, prompt:list[dict]|str, # a task's chat messages, or a bare question
+               ) -> str:
+    "The model input: the chat template over a task's messages; a bare question is asked as the string tasks ask (`DIRECT_SYSTEM`)."
+    if isinstance(prompt, str): prompt = [{"role": "system", "content": DIRECT_SYSTEM}, {"role": "user", "content": prompt}]
+    return chat_text(lm, prompt)
 
 def encode_ids(rows:list[tuple[list[int], list[int]]], # (prompt ids, target ids) per example
                pad_id:int) -> dict:
@@ -102,11 +124,11 @@ def encode_ids(rows:list[tuple[list[int], list[int]]], # (prompt ids, target ids
         ids[r, :n] = torch.tensor(p + a); att[r, :n] = 1; labels[r, len(p):n] = torch.tensor(a)
     return dict(input_ids=ids, attention_mask=att, labels=labels)
 
-def encode_pairs(lm, pairs:list[tuple[str, str]], # (prompt, answer)
-                 end:str|None=None, # text after the answer; default: the tokenizer's end token
-                 chat:bool=True,    # wrap prompts with the chat template
+def encode_pairs(lm, pairs:list[tuple[list[dict]|str, str]], # (prompt, reply): a TaskSplit's `train_pairs`/`test_pairs`
+                 end:str|None=None, # text after the reply; default: the tokenizer's end token
+                 chat:bool=True,    # wrap prompts with the chat template (else a prompt is plain text)
                 ) -> dict:
-    "Tokenized batch of (prompt, answer) pairs for the loss and for exact match."
+    "Tokenized batch of (prompt, reply) pairs for the loss and for exact match."
     tok = lm.tokenizer
     end = tok.eos_token if end is None else end
     rows = [(tok(prompt_text(lm, p) if chat else p, add_special_tokens=False)["input_ids"],
@@ -119,17 +141,39 @@ def shifted_logits(model, batch:dict) -> tuple:
     return logits, batch["labels"][:, 1:]                                                              # (B, L-1)
 
 def sft_loss(model, batch:dict) -> torch.Tensor:
-    "Mean cross-entropy over the answer tokens."
+    "Mean cross-entropy over the reply tokens."
     logits, labels = shifted_logits(model, batch)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
+# %% ../../nbs/08_forgetting.ipynb #181fcc71
 @torch.no_grad()
-def exact_match(model, lm, pairs:list[tuple[str, str]], # model (possibly a LoRA wrapper), its LoadedModel, pairs
+def exact_match(model, lm, pairs:list[tuple[list[dict]|str, str]], # model (possibly a LoRA wrapper), its LoadedModel, pairs
                 batch_size:int=32, end:str|None=None, chat:bool=True) -> np.ndarray:
-    "Per pair: would greedy decoding produce exactly the answer (then `end`)? Teacher-forced, one pass per batch."
+    "Per pair: would greedy decoding produce exactly the reply (then `end`)? Teacher-forced, one pass per batch."
     out = []
     for i in range(0, len(pairs), batch_size):
         logits, labels = shifted_logits(model, encode_pairs(lm, pairs[i:i + batch_size], end, chat))
         hit = (logits.argmax(-1) == labels) | (labels == -100)                                        # (B, L-1)
         out.append(hit.all(1).numpy())
     return np.concatenate(out)
+
+def greedy_replies(lm, split:TaskSplit, idx:list[int]|None=None, # held-out instances to answer (default: all)
+                   batch_size:int=32) -> list[dict]:
+    "Greedy replies of `lm` to held-out instances of `split`, within the task's answer budget: traces with `text` and `truncated`."
+    idx = range(len(split.test)) if idx is None else idx
+    budget = max(split.task.max_answer_tokens(split.test[i]) for i in idx)
+    return generate_traces(lm, [split.test_pairs[i][0] for i in idx], max_new_tokens=budget, batch_size=batch_size,
+                           progress=False)
+
+@torch.no_grad()
+def solved(model, lm, split:TaskSplit, # the model: `lm.model`, or a LoRA (peft) wrapper of it
+           batch_size:int=32) -> np.ndarray:
+    "Per held-out instance: does the task's grader mark the model's greedy reply solved? Exact-match hits are; the rest are generated and graded."
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if base is not lm.model: raise ForgettingError(
+        "`model` must be `lm.model` or a LoRA wrapper of it: the replies that need generating are generated through `lm`")
+    ok = exact_match(model, lm, split.test_pairs, batch_size)
+    if (miss := np.flatnonzero(~ok)).size:
+        traces = greedy_replies(lm, split, miss.tolist(), batch_size)
+        ok[miss] = [split.task.grade(split.test[i], t["text"], t["truncated"]).solved for i, t in zip(miss, traces)]
+    return ok
