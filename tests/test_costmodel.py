@@ -1,6 +1,6 @@
 """The decoding cost model (adaptbench.costmodel) on hand-countable cases, its scaling laws, and its errors.
 
-The notebook nbs/13_costmodel.ipynb holds the worked toy and the figures; these tests add properties that must hold
+The notebook nbs/09a_costmodel.ipynb holds the worked toy and the figures; these tests add properties that must hold
 for any shape (batch and step linearity, scheme equivalences) and check the committed benchmark tables parse."""
 from pathlib import Path
 

@@ -71,3 +71,23 @@ def test_shrink_png_meets_the_size_limit(tmp_path):
     before, after = rr.shrink_png(tmp_path / "big.png", tmp_path / "small.png", max_kb=100)
     assert before > 500 * 1024 and after == (tmp_path / "small.png").stat().st_size and after <= 100 * 1024
     assert Image.open(tmp_path / "small.png").width < 800
+
+
+def test_the_sidebar_lists_every_notebook_once():
+    "nbs/sidebar.yml is written by hand (grouped); a new notebook must be placed in it, and nothing listed twice."
+    import yaml
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    side = yaml.safe_load((root / "nbs" / "sidebar.yml").read_text())
+    pages = []
+    def walk(x):
+        if isinstance(x, str) and x.endswith(".ipynb"): pages.append(x)
+        elif isinstance(x, dict): [walk(v) for v in x.values()]
+        elif isinstance(x, list): [walk(v) for v in x]
+    walk(side)
+    nbs = sorted(p.relative_to(root / "nbs").as_posix() for p in (root / "nbs").rglob("*.ipynb")
+                 if not any(part.startswith(("_", ".")) for part in p.relative_to(root / "nbs").parts))
+    assert len(pages) == len(set(pages)), f"listed twice: {sorted({p for p in pages if pages.count(p) > 1})}"
+    assert sorted(pages) == nbs, f"not in the sidebar: {sorted(set(nbs) - set(pages))}; no such notebook: {sorted(set(pages) - set(nbs))}"
+    names = [x["section"] for x in side["website"]["sidebar"]["contents"] if isinstance(x, dict)]
+    assert names == ["Studies", "Explanations", "Reference"]

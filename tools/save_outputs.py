@@ -1,6 +1,6 @@
 """Execute module notebooks and keep their (small) outputs, so their docs pages show what the demos produce.
 
-    python tools/save_outputs.py nbs/02a_hanoi.ipynb nbs/10_viz.ipynb ...   # then: nbdev-clean
+    python tools/save_outputs.py nbs/04a_hanoi.ipynb nbs/01_viz.ipynb ...   # then: nbdev-clean
 
 Each notebook runs as `nbdev-test` runs it (cells flagged `#| slow` or `#| cuda` are skipped, IN_TEST=1, from the
 notebook's folder); on success its outputs are written back, trimmed: a text output is cut to --max-lines lines, an
