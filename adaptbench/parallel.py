@@ -46,12 +46,17 @@ def answer_key(answer) -> str:
     "Canonical string key of a parsed answer: strings as they are, anything else as sorted-key JSON (tuples as lists)."
     return answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, default=str)
 
-def sample_answer(task, # a `Task` (anything with `parse(text) -> ParseResult`)
+def sample_answer(task, # a `Task` (anything with `parse(text) -> ParseResult` and `answer_open(text, r)`)
                   text:str, # one sample's generated text
+                  truncated:bool=False, # the budget cut the sample off
                  ) -> str|None:
-    "The answer key `task.parse` finds in `text`, None when nothing parses."
+    """The answer key `task.parse` finds in `text`; None — the sample abstains, it does not vote — when nothing parses
+    (the grader's `no_answer`) or when the budget cut the sample inside its answer (the grader's `truncated`: the
+    parsed answer runs to the end of the text, so it may be cut short — 1589 for 15898)."""
     r = task.parse(text)
-    return answer_key(r.answer) if r.ok else None
+    if not r.ok: return None
+    if truncated and getattr(task, "answer_open", lambda t, r: False)(text, r): return None
+    return answer_key(r.answer)
 
 # %% ../nbs/08c_parallel.ipynb #fa112dcd
 def _codes(answers:np.ndarray) -> np.ndarray:
@@ -98,6 +103,10 @@ class SampleRecords:
 
     @property
     def n(self) -> int: return self.answers.shape[0]
+    @property
+    def abstained(self) -> np.ndarray:
+        "(N,) samples per instance that do not vote: no parsable answer, or cut off inside their answer."
+        return (self.codes < 0).sum(1)
     @property
     def k(self) -> int: return self.answers.shape[1]
 
@@ -358,8 +367,8 @@ def sample_k(lm:LoadedModel,           # the model
     for i, (t, inst) in enumerate(zip(tasks, instances)):
         for j in range(k):
             x = tr[i * k + j]
-            answers[i, j] = sample_answer(t, x["text"])
-            solved[i, j] = t.grade(inst, x["text"], x["truncated"]).solved
+            answers[i, j] = sample_answer(t, x["text"], x["truncated"])          # None: abstains (no vote)
+            solved[i, j] = answers[i, j] is not None and t.grade(inst, x["text"], x["truncated"]).solved
     n_tok = np.array([x["n_tokens"] for x in tr]).reshape(N, k)
     trunc = np.array([x["truncated"] for x in tr]).reshape(N, k)
     texts = np.array([x["text"] for x in tr], dtype=object).reshape(N, k) if keep_texts else None
@@ -384,7 +393,8 @@ class AgreementStop(StoppingCriteria):
         ended = self.alive & (torch.isin(input_ids[:, -1].cpu(), self.eos) | (t >= self.budget))
         for r in np.flatnonzero(ended.numpy()):
             self.texts[r] = self.tok.decode(input_ids[r, self.P:].tolist(), skip_special_tokens=True)
-            self.answers[r], self.finish[r], self.alive[r] = sample_answer(self.task, self.texts[r]), t, False
+            cut = not bool(torch.isin(input_ids[r, -1].cpu(), self.eos))      # ended by the budget, not a stop id
+            self.answers[r], self.finish[r], self.alive[r] = sample_answer(self.task, self.texts[r], cut), t, False
         if ended.any() and self.stop_step is None:
             codes = np.array([[self.keys.setdefault(a, len(self.keys)) if a is not None else -1 for a in self.answers]])
             times = np.array([[np.inf if f is None else f for f in self.finish]], float)
@@ -413,6 +423,10 @@ class ParallelResult:
     finish: list               # per sample: the step it finished at (None: still running at the stop)
     solved: bool|None = None   # whether the answer solves the instance (when an `Instance` was given)
 
+    @property
+    def abstained(self) -> int:
+        "Finished samples that did not vote: no parsable answer, or cut off by the budget inside their answer."
+        return sum(f is not None and a is None for a, f in zip(self.answers, self.finish))
     @property
     def stopped_early(self) -> bool:
         "Some sample was still running when the rule fired."

@@ -8,6 +8,7 @@ Docs: https://adaptbench.github.io/adaptbench/scoring.html.md"""
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -48,8 +49,12 @@ def pass_at_k(m:int, # samples drawn
               c:int, # correct samples among them
               k:int, # samples allowed
              ) -> float:
-    "Unbiased estimate of P(at least one of k samples is correct) from m samples with c correct (k ≤ m)."
+    "Unbiased estimate of P(at least one of k samples is correct) from m samples with c correct (Chen et al. 2021, eq. 1)."
+    ints = dict(m=m, c=c, k=k)
+    bad = [n for n, v in ints.items() if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad: raise ValueError(f"pass@k takes whole counts; {', '.join(f'{n}={ints[n]!r}' for n in bad)} is not one")
     if not 1 <= k <= m: raise ValueError(f"pass@k needs 1 ≤ k ≤ m, got k={k}, m={m}")
+    if not 0 <= c <= m: raise ValueError(f"pass@k needs 0 ≤ c ≤ m correct samples, got c={c}, m={m}")
     if m - c < k: return 1.0
     return 1.0 - math.comb(m - c, k) / math.comb(m, k)
 

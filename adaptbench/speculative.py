@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .calibrate import Calibration, calibrate
@@ -69,7 +70,12 @@ def accept_drafts(logits:torch.Tensor,    # (g+1, V) target logits after the las
                   temperature:float=0.0,  # 0: greedy; else sampling at this temperature
                   generator:torch.Generator|None=None,
                  ) -> tuple[int, int]:    # (accepted drafts a, next token from the target)
-    "One row of a speculative step: how many drafts to keep and the target's own next token (lossless)."
+    """One row of a speculative step: how many drafts to keep and the target's own next token (lossless).
+
+    Draft and target vocabularies may differ in size (a model's embedding rows padded past its tokenizer, as Qwen
+    pads): the target's probabilities are extended with zeros over the draft's extra ids (and the draft's over the
+    target's), which is exact rejection sampling — a draft token the target cannot emit is rejected, and the
+    correction never samples one."""
     g = len(drafts)
     if temperature <= 0:
         am = logits.argmax(-1).tolist()
@@ -77,13 +83,17 @@ def accept_drafts(logits:torch.Tensor,    # (g+1, V) target logits after the las
         while a < g and drafts[a] == am[a]: a += 1
         return a, am[a]
     p = torch.softmax(logits.float() / temperature, -1)                    # (g+1, V)
+    if q is not None and q.shape[-1] != p.shape[-1]:                        # align the supports: zeros where a model has no id
+        V = max(p.shape[-1], q.shape[-1])
+        p, q = F.pad(p, (0, V - p.shape[-1])), F.pad(q.to(p), (0, V - q.shape[-1]))
     u = torch.rand(g, generator=generator).tolist()
     for j, x in enumerate(drafts):
         qx = float(q[j, x]) if q is not None else 1.0
-        if u[j] < min(1.0, float(p[j, x]) / max(qx, 1e-30)): continue       # accepted
+        px = float(p[j, x]) if x < p.shape[-1] else 0.0                    # an id the target has no row for: p = 0
+        if u[j] < min(1.0, px / max(qx, 1e-30)): continue                   # accepted
         r = p[j].clone()
         if q is not None: r = (r - q[j].to(r)).clamp_min(0)
-        else: r[x] = 0.0                                                     # max(0, p - onehot(x))
+        elif x < r.shape[-1]: r[x] = 0.0                                     # max(0, p - onehot(x))
         if float(r.sum()) <= 0: r = p[j]                                     # p == q: rejection had probability 0
         return j, int(torch.multinomial(r / r.sum(), 1, generator=generator))
     return g, int(torch.multinomial(p[g], 1, generator=generator))
@@ -181,6 +191,8 @@ class _KVDrafter:
         if self.adaptive: self.stop_below, self.outcomes = self.start_below, []   # each call learns afresh (reproducible)
     stop_below:float = 0.0    # stop a row's draft after a token whose draft probability is below this (0: never)
     adaptive:bool = False     # re-fit `stop_below` after every verify (`confidence_threshold`)
+    vocab:int|None = None     # draft only among the target's first `vocab` ids (its LM head's size; set by the decoder):
+                              # a draft whose embedding rows are padded past the target's (Qwen) never proposes those
     def draft(self, seqs, gammas, temperature=0.0, generator=None):
         B = len(seqs); cur = [list(s) for s in seqs]
         drafts, qs, live = [[] for _ in range(B)], [[] for _ in range(B)], [True] * B
@@ -191,7 +203,7 @@ class _KVDrafter:
             logits = self.kv(cur, want)
             for i in range(B):
                 if not want[i]: continue
-                z = logits[i][-1]
+                z = logits[i][-1] if self.vocab is None else logits[i][-1][:self.vocab]   # the shared ids
                 t, q = _sample_or_argmax(z, temperature, generator)
                 drafts[i].append(t); cur[i].append(t)
                 if q is not None: qs[i].append(q)
@@ -358,8 +370,12 @@ def speculative_generate(lm,                   # the target `LoadedModel`
     "Speculative decoding of a batch: lossless (greedy: equal to `generate`; sampling: the target's distribution)."
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
         raise SpeculativeError(f"max_new_tokens must be an integer ≥ 1, got {max_new_tokens!r}")
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise SpeculativeError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) or temperature < 0:
+        raise SpeculativeError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature!r} "
+                               f"({type(temperature).__name__})")
+    max_new_tokens, temperature = int(max_new_tokens), float(temperature)   # NumPy scalars become plain numbers
+    if getattr(drafter, "lm", lm) is not lm: check_same_tokenizer(lm, drafter.lm)   # whatever path built the drafter
+    if hasattr(drafter, "vocab"): drafter.vocab = lm.vocab_size                      # draft among the target's ids
     rule, forward = as_gamma_rule(gamma), _forward_fn(lm)
     ids = encode_prompts(lm, prompts, chat)
     B, eos = len(ids), stop_ids(lm)

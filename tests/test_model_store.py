@@ -59,3 +59,21 @@ def test_pinned_hashes_and_cli(tmp_path, capsys):
     assert "qwen2.5-coder-0.5b" in capsys.readouterr().out
     assert main(["models", "get", "no-such-model", "--cache-dir", str(tmp_path)]) == 2
     assert "available" in capsys.readouterr().err
+
+
+def test_a_file_damaged_after_registration_is_not_returned_as_ready(tmp_path, capsys):
+    "Truncated: refused by size (always checked, also by load_model); same size, other bytes: refused by the hash on demand."
+    fake = make_fake_split(tmp_path / "model_store" / "wheels", DATA, parts=2)
+    p = get_model("fake", cache_dir=tmp_path, store={"fake": fake})
+    assert read_registry(tmp_path)["fake"]["size"] == len(DATA)
+    p.write_bytes(DATA[:-10])                                              # truncated after registration
+    with pytest.raises(ModelStoreError, match="damaged after it was registered.*models get fake"):
+        registered_path("fake", tmp_path)
+    with pytest.raises(ModelStoreError, match="damaged after it was registered"):
+        models.load_model("fake", device="cpu", cache_dir=tmp_path)      # not "found" as a model, not "not available"
+    p.write_bytes(DATA[:-1] + bytes([DATA[-1] ^ 1]))                       # same size, one bit flipped
+    assert registered_path("fake", tmp_path) == p                          # the size check cannot see it ...
+    with pytest.raises(ModelStoreError, match="changed after it was registered"):
+        registered_path("fake", tmp_path, verify=True)                     # ... the hash on demand does
+    assert get_model("fake", cache_dir=tmp_path, store={"fake": fake}).read_bytes() == DATA   # get repairs it
+    assert "assembling it again" in capsys.readouterr().err

@@ -163,3 +163,18 @@ def test_a_dependency_that_raises_on_import_is_named(tmp_path):
     assert out != "loaded", "the planted broken dependency was never imported: the test no longer tests anything"
     cause, msg = out
     assert cause == "ImportError" and "planted: this kernels package is broken" in msg and "was found" in msg
+
+
+@pytest.mark.parametrize("content", [b"{ not json", b"\xff\xfe\x00", b"[1, 2]"])
+def test_an_unreadable_adapter_manifest_says_what_is_wrong(tmp_path, monkeypatch, content):
+    import shutil
+    from adaptbench.core import project_root
+    from adaptbench.models import ADAPTER_ALIASES
+    shipped = project_root(required=True) / "data" / ADAPTER_ALIASES["smollm2-135m-reasoner"][1]
+    (tmp_path / "settings.ini").write_text("[adaptbench]\n")
+    folder = tmp_path / "data" / ADAPTER_ALIASES["smollm2-135m-reasoner"][1]
+    shutil.copytree(shipped, folder)
+    (folder / "adapter.json").write_bytes(content)
+    monkeypatch.setenv("ADAPTBENCH_ROOT", str(tmp_path))
+    with pytest.raises(ModelNotAvailableError, match=r"adapter manifest .*adapter.json (cannot be read|holds list).*git checkout"):
+        load_model("smollm2-135m-reasoner", device="cpu")

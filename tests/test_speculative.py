@@ -1,5 +1,6 @@
 """Speculative decoding is lossless: token-for-token equal to greedy `generate` on the real SmolLM2 and on tiny
 random models (batched, ragged acceptance), and its sampling correction reproduces the target distribution."""
+import copy
 import math
 
 import pytest
@@ -141,3 +142,50 @@ def test_smollm2_lossless():
     assert r["tokens"] == ref
     r = speculative_generate(lm, qs[:1], LayerDrafter(lm, 28), max_new_tokens=12, gamma=3)
     assert r["tokens"] == ref[:1] and r["drafted"] > 0
+
+
+def test_a_draft_with_a_padded_vocabulary_is_exact_in_both_modes(pair):
+    "Qwen-style padding: the draft's embedding rows run past the target's; greedy stays equal, sampling stays lossless."
+    tgt, small = pair
+    m = copy.deepcopy(small.model)
+    m.resize_token_embeddings(tgt.vocab_size + 64, mean_resizing=False)   # 64 ids no tokenizer names
+    with torch.no_grad(): m.lm_head.weight[-64:] = m.lm_head.weight[:64] * 3   # and they get mass
+    padded = LoadedModel(m, small.tokenizer, "tiny-padded", "test")
+    assert padded.vocab_size > tgt.vocab_size
+    ref = greedy_reference(tgt, PROMPTS, 12)
+    assert speculative_generate(tgt, PROMPTS, ModelDrafter(padded, tgt), 12, gamma=3)["tokens"] == ref
+    r = speculative_generate(tgt, PROMPTS, ModelDrafter(padded, tgt), 12, gamma=3, temperature=1.0, seed=2)
+    assert all(t < tgt.vocab_size for row in r["tokens"] for t in row) and r["drafted"] > 0
+    # the acceptance rule itself, on supports of different sizes: first tokens distributed as p, never an extra id
+    p = torch.tensor([0.05, 0.30, 0.10, 0.25, 0.20, 0.10])
+    q = torch.tensor([0.10, 0.10, 0.10, 0.10, 0.10, 0.10, 0.20, 0.20])  # 40 % of its mass on ids the target lacks
+    g, counts = torch.Generator().manual_seed(0), torch.zeros(6)
+    for _ in range(20_000):
+        d = int(torch.multinomial(q, 1, generator=g))
+        a, nxt = accept_drafts(torch.stack([p.log(), p.log()]), [d], q[None], 1.0, g)
+        tok = d if a == 1 else nxt
+        assert tok < 6
+        counts[tok] += 1
+    chi2 = float(((counts - 20_000 * p) ** 2 / (20_000 * p)).sum())
+    assert chi2 < 20.5, chi2                                          # χ²(5) 99.9 % quantile
+
+
+def test_a_draft_model_without_target_is_still_checked(pair):
+    tgt, _ = pair
+    other = tiny(5); other.tokenizer = byte_tokenizer(); other.tokenizer.add_tokens(["<extra>"])
+    with pytest.raises(SpeculativeError, match="different tokenizer"):
+        speculative_generate(tgt, PROMPTS, ModelDrafter(other), 8)
+
+
+def test_numpy_numbers_are_plain_numbers(pair):
+    import numpy as np
+    tgt, small = pair
+    ref = greedy_reference(tgt, PROMPTS, 8)
+    for t in (np.float32(0.0), np.float64(0.0), np.int64(0)):
+        assert speculative_generate(tgt, PROMPTS, ModelDrafter(small, tgt), np.int64(8), gamma=np.int64(2),
+                                    temperature=t)["tokens"] == ref
+    a = speculative_generate(tgt, PROMPTS, ModelDrafter(small, tgt), 8, temperature=np.float32(1.0), seed=3)
+    b = speculative_generate(tgt, PROMPTS, ModelDrafter(small, tgt), 8, temperature=1.0, seed=3)
+    assert a["tokens"] == b["tokens"]
+    with pytest.raises(SpeculativeError, match="temperature must be a finite number"):
+        speculative_generate(tgt, PROMPTS, ModelDrafter(small, tgt), 8, temperature=np.float32("nan"))
