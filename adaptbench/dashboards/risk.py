@@ -25,7 +25,7 @@ __all__ = ['RiskDashboard']
 # %% ../../nbs/13_dashboards.ipynb #02235b8b
 class RiskDashboard:
     "Sliders for ε (both risks), δ, mechanism, signal, p-value and FWER over stored traces; updates live."
-    RANGES = dict(eps_wrong=(0.001, 0.8, 0.001), eps_premature=(0.01, 0.8, 0.01), delta=(0.01, 0.5, 0.01))  # (min, max, step)
+    RANGES = dict(eps_wrong=(0.001, 0.8), eps_premature=(0.001, 0.8), delta=(0.01, 0.5))  # (min, max): log-scale sliders
     def __init__(self, traces:ProbedTraces, # recorded probed traces (see `adaptbench.policies`)
                  cal_fraction:float=0.5, # share of instances used for calibration; the rest is the test half
                  seed:int=0, # seed of the calibration/test split
@@ -39,7 +39,7 @@ class RiskDashboard:
                  n_budgets:int|None=None, # fixed budgets of the fixed-budget mechanism (default: one per probe, as the study)
                 ):
         if not 0 < cal_fraction < 1: raise ValueError(f"cal_fraction must be in (0, 1), got {cal_fraction}")
-        for name, v, (lo, hi, _) in [("eps[0] (ε wrong)", eps[0], self.RANGES["eps_wrong"]),
+        for name, v, (lo, hi) in [("eps[0] (ε wrong)", eps[0], self.RANGES["eps_wrong"]),
                                      ("eps[1] (ε premature)", eps[1], self.RANGES["eps_premature"]),
                                      ("delta", delta, self.RANGES["delta"])]:     # a slider would clamp it silently
             if not lo <= v <= hi: raise ValueError(f"{name} must lie in [{lo}, {hi}] (the slider's range), got {v!r}")
@@ -54,11 +54,20 @@ class RiskDashboard:
                                ("p_value", p_value, sorted(P_VALUES)), ("fwer", fwer, sorted(FWER))]:
             if v not in known: raise ValueError(f"{name} {v!r} is not one of {', '.join(known)}")
         W = dict(continuous_update=False, style=dict(description_width="initial"))
-        slider = lambda key, value, label, **kw: widgets.FloatSlider(value=value, min=self.RANGES[key][0], max=self.RANGES[key][1],
-                                                                     step=self.RANGES[key][2], description=label, **kw, **W)
-        self.eps_wrong = slider("eps_wrong", eps[0], "ε wrong", readout_format=".3f")
+        def slider(key, value, label):         # log scale: equal drags are equal ratios (0.01 → 0.02 as 0.1 → 0.2)
+            lo, hi = self.RANGES[key]
+            return widgets.FloatLogSlider(value=value, base=10, min=np.log10(lo), max=np.log10(hi), step=0.01,
+                                          description=label, readout_format=".3g", **W)
+        self.eps_wrong = slider("eps_wrong", eps[0], "ε wrong")
         self.eps_premature = slider("eps_premature", eps[1], "ε premature")
         self.delta = slider("delta", delta, "δ")
+        self.initial = dict(eps_wrong=eps[0], eps_premature=eps[1], delta=delta, signal=sig, policy=policy,
+                            p_value=p_value, fwer=fwer)              # what the dashboard opened on (a run's own values)
+        self.reset_button = widgets.Button(description="reset", tooltip="back to the values it opened on (the run's own)")
+        self.export_button = widgets.Button(description="export settings", tooltip="as -p flags and as a sweep file")
+        self.exported = widgets.Textarea(layout=widgets.Layout(width="100%", height="7em", display="none"))
+        self.reset_button.on_click(lambda _: self.reset())
+        self.export_button.on_click(lambda _: self.export())
         self.signal = widgets.Dropdown(options=self.signals, value=sig, description="signal")
         self.policy = widgets.Dropdown(options=list(self._policies(sig)), value=policy, description="mechanism")
         self.p_value = widgets.Dropdown(options=sorted(P_VALUES), value=p_value, description="p-value")
@@ -132,7 +141,10 @@ def _update(self, *_):
             if res.ok:
                 ax.scatter(x[res.chosen], y[res.chosen], s=160, marker="*", color="C3", zorder=5,
                            label=f"chosen (test risk {Lt[k][res.chosen].mean():.3f})")
-            ax.axhline(eps[k], color="C3", ls="--", lw=1, label="target ε")
+            ax.axhline(eps[k], color="C3", ls="--", lw=1, label=f"target ε = {eps[k]:.3g}")
+            own = self.initial[f"eps_{k}"]
+            if abs(own - eps[k]) > 1e-12:                           # the value the dashboard opened on (the run's own)
+                ax.axhline(own, color="0.35", ls=":", lw=1, label=f"opened on ε = {own:.3g}")
             ax.set(xlabel="mean tokens (calibration half)", ylabel=f"{k} risk", ylim=(-0.02, 1.02))
             ax.legend(fontsize=8, loc="upper right")
         fig.suptitle(f"{self.policy.value} on {self.signal.value}: n = {res.n}, δ = {self.delta.value:g}"
@@ -147,9 +159,30 @@ RiskDashboard.describe = lambda self: (f"{self.policy.value} on {self.signal.val
     f"{self.eps_premature.value:g}), δ = {self.delta.value:g}, {self.p_value.value} + {self.fwer.value}, "
     f"{self.cal.n} calibration / {self.test.n} test: " + ("chosen " + _fmt_config(self.result.chosen_config) if self.result.ok else "no valid configuration"))
 
+def _settings(self) -> dict:
+    "The current settings as the risk study's parameters."
+    return dict(eps_wrong=round(self.eps_wrong.value, 4), eps_premature=round(self.eps_premature.value, 4),
+                delta=round(self.delta.value, 4), p_value=self.p_value.value, fwer=self.fwer.value)
+
+def _export(self) -> str:
+    "The current settings as `adaptbench run` flags and as a sweep file; shown in the dashboard and returned."
+    s = self.settings()
+    flags = "adaptbench run risk_controlled_budgets " + " ".join(f"-p {k} {v}" for k, v in s.items())
+    sweep = "fixed:\n" + "".join(f"  {k}: {v}\n" for k, v in s.items())
+    self.exported.value = f"{flags}\n\n# sweep file (adaptbench sweep risk_controlled_budgets FILE.yaml):\n{sweep}"
+    self.exported.layout.display = None
+    return self.exported.value
+
+def _reset(self):
+    "Every control back to the value the dashboard opened on (a stored run's own settings)."
+    for k in ("signal", "eps_wrong", "eps_premature", "delta", "p_value", "fwer", "policy"):
+        getattr(self, k).value = self.initial[k]
+
 def _widget(self) -> widgets.Widget:
     "The dashboard: controls, the certified choice and the plot."
-    return widgets.VBox([widgets.HBox(self.controls[:3]), widgets.HBox(self.controls[3:]), self.info, self.out])
+    return widgets.VBox([widgets.HBox(self.controls[:3]), widgets.HBox(self.controls[3:]),
+                         widgets.HBox([self.reset_button, self.export_button]), self.exported, self.info, self.out])
+RiskDashboard.settings, RiskDashboard.export, RiskDashboard.reset = _settings, _export, _reset
 RiskDashboard.widget = _widget
 RiskDashboard._ipython_display_ = lambda self: display(self.widget())
 
