@@ -76,6 +76,10 @@ class Decoder:
     def layers(self) -> nn.ModuleList: return self.model.model.layers
     @property
     def n_layers(self) -> int: return len(self.model.model.layers)
+    @property
+    def kv_heads(self) -> int: return self.model.model.layers[0].self_attn.k_proj.out_features // self.head_dim
+    @property
+    def head_dim(self) -> int: return self.model.model.layers[0].self_attn.head_dim
     def readout(self, h:torch.Tensor) -> torch.Tensor:   # (..., d) residual states -> (..., V) logits
         "Final norm, then the LM head."
         return self.model.lm_head(self.model.model.norm(h))
@@ -185,6 +189,8 @@ def run_blocks(x,                        # a `LoadedModel`, causal LM (PEFT-wrap
                cache=None,               # a transformers `Cache`, extended in place at each block; None: no cache
                valid:torch.Tensor|None=None, # (B, S) real-token columns of a ragged cache (cached + new); None: all real
                lean:bool=False,          # the lean block (Llama family) instead of each block's module
+               attn_mask:torch.Tensor|None=None, # (B, 1, T, S) bool, True = attend: an explicit mask (e.g. rows of a
+                                         # static cache at different lengths, `engine.SlotKV`); default: `attention_mask`
               ) -> torch.Tensor:         # (B, T, d) states leaving block hi−1
     "The one block runner: causal attention over the cache (or, without one, over the T states themselves)."
     d = decoder(x)
@@ -192,8 +198,10 @@ def run_blocks(x,                        # a `LoadedModel`, causal LM (PEFT-wrap
     if lean and not d.lean: raise LayerViewError(f"the lean block cannot run this model: {stepping_unsupported(d.model, lean=True)}")
     if lo == hi: return h
     T = h.shape[1]
-    S = valid.shape[1] if valid is not None else T + (cache_length(cache, lo) if cache is not None and len(cache.layers) > lo else 0)
-    am = attention_mask(valid, T, S, h.device)
+    if attn_mask is not None: am = attn_mask
+    else:
+        S = valid.shape[1] if valid is not None else T + (cache_length(cache, lo) if cache is not None and len(cache.layers) > lo else 0)
+        am = attention_mask(valid, T, S, h.device)
     if not lean: am = _layer_mask(d.model, am, h.dtype)
     for j in range(lo, hi):
         layer = d.layers[j]

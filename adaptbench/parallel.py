@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .calibrate import Calibration, calibrate
 from .core import AdaptbenchError, Replay
+from .engine import generate_batched
 from .generation import generate_to_run, generate_traces
 from .models import LoadedModel, chat_text, stop_ids
 from .scoring import pass_at_k
@@ -377,31 +377,37 @@ def sample_k(lm:LoadedModel,           # the model
                               k=k, seed=seed))
 
 # %% ../nbs/08c_parallel.ipynb #cc1f1407
-class AgreementStop(StoppingCriteria):
-    "Stops every row of a k-sample batch once `agreement_stop` fires for threshold m on the rows finished so far."
-    def __init__(self, lm:LoadedModel, task, m:int, k:int, prompt_len:int, budget:int):
-        self.tok, self.task, self.m, self.P, self.budget = lm.tokenizer, task, m, prompt_len, budget
-        self.eos = torch.tensor(sorted(stop_ids(lm)))
-        self.alive = torch.ones(k, dtype=torch.bool)
+class AgreementStop:
+    "Engine hook: stops every row of a k-sample batch once `agreement_stop` fires for threshold m on the rows finished so far."
+    def __init__(self, lm:LoadedModel, task, m:int, k:int, budget:int):
+        self.tok, self.task, self.m, self.budget = lm.tokenizer, task, m, budget
+        self.eos = stop_ids(lm)
         self.finish = [None] * k                  # per row: step at which it finished (None: running)
         self.texts, self.answers = [""] * k, [None] * k
         self.keys: dict = {}                      # answer key → code
         self.stop_step, self.code = None, -1
 
-    def __call__(self, input_ids, scores, **kwargs):
-        t = input_ids.shape[1] - self.P
-        ended = self.alive & (torch.isin(input_ids[:, -1].cpu(), self.eos) | (t >= self.budget))
-        for r in np.flatnonzero(ended.numpy()):
-            self.texts[r] = self.tok.decode(input_ids[r, self.P:].tolist(), skip_special_tokens=True)
-            cut = not bool(torch.isin(input_ids[r, -1].cpu(), self.eos))      # ended by the budget, not a stop id
-            self.answers[r], self.finish[r], self.alive[r] = sample_answer(self.task, self.texts[r], cut), t, False
-        if ended.any() and self.stop_step is None:
+    def ended(self, r:int, tokens:list[int]):
+        "Row r finished after `tokens`: record its text and its answer (None: no vote — unparsed, or cut inside its answer)."
+        self.texts[r] = self.tok.decode(tokens, skip_special_tokens=True)
+        cut = tokens[-1] not in self.eos                                       # ended by the budget, not a stop id
+        self.answers[r], self.finish[r] = sample_answer(self.task, self.texts[r], cut), len(tokens)
+
+    def fired(self, t:int) -> bool:
+        "Whether the rule fires on what has finished by step t (then it records the step and the answer)."
+        if self.stop_step is None:
             codes = np.array([[self.keys.setdefault(a, len(self.keys)) if a is not None else -1 for a in self.answers]])
             times = np.array([[np.inf if f is None else f for f in self.finish]], float)
             stop, ans = agreement_stop(codes, times, [self.m])
             if np.isfinite(stop[0, 0]): self.stop_step, self.code = t, int(ans[0, 0])
-        if self.stop_step is not None: return torch.ones(len(self.alive), dtype=torch.bool, device=input_ids.device)
-        return (~self.alive).to(input_ids.device)
+        return self.stop_step is not None
+
+    def __call__(self, state, got):
+        done = [s for s in got if s.finish is not None]                        # a stop id or the budget
+        for s in done: self.ended(s.index, s.tokens)
+        if done and self.fired(len(got[0].tokens)):
+            for s in state.slot:
+                if s is not None: state.finish(s, "rule")
 
     @property
     def answer(self) -> str|None:
@@ -464,24 +470,21 @@ def parallel_generate(lm:LoadedModel,  # the model
                       seed:int=0,      # sampling seed
                       force:bool=False, # run a Calibration under other settings than it was recorded with
                      ) -> ParallelResult:
-    "Decode k samples of one prompt as a batch and stop all of them as soon as the rule fires (first-finish / m-agree; HF StoppingCriteria)."
+    "Decode k samples of one prompt as a batch and stop all of them as soon as the rule fires (first-finish / m-agree; an engine hook)."
     k, m, budget, temperature, style = _resolve_rule(rule, m, k, lm, budget, temperature, style, force)
     if budget < 1: raise ParallelError(f"budget must be ≥ 1, got {budget}")
     inst = prompt if isinstance(prompt, Instance) else None
     if inst is not None: task, prompt = task_of(inst), task_of(inst).prompt(inst, style)
     elif task is None: raise ParallelError("give `task` (a Task or its name) to parse the answers, or pass an Instance")
     task = get_task(task) if isinstance(task, str) else task
-    enc = lm.tokenizer([chat_text(lm, prompt)] * k, return_tensors="pt", add_special_tokens=False).to(lm.device)
-    crit = AgreementStop(lm, task, m, k, enc["input_ids"].shape[1], budget)
-    torch.manual_seed(seed)
+    ids = lm.tokenizer(chat_text(lm, prompt), add_special_tokens=False)["input_ids"]
+    crit = AgreementStop(lm, task, m, k, budget)
     t0 = time.perf_counter()
-    out = lm.model.generate(**enc, max_new_tokens=budget, do_sample=temperature > 0, top_p=None, top_k=None,
-                            temperature=temperature if temperature > 0 else None, pad_token_id=lm.tokenizer.pad_token_id,
-                            stopping_criteria=StoppingCriteriaList([crit]))
+    seqs = generate_batched(lm, [ids] * k, budget, slots=k, temperature=temperature, seed=seed, hook=crit)
     wall = time.perf_counter() - t0
-    stop = crit.stop_step if crit.stop_step is not None else out.shape[1] - crit.P
-    for r, f in enumerate(crit.finish):                          # rows cut off by the stop: their text so far
-        if f is None: crit.texts[r] = lm.tokenizer.decode(out[r, crit.P:crit.P + stop].tolist(), skip_special_tokens=True)
+    stop = crit.stop_step if crit.stop_step is not None else max(len(s.tokens) for s in seqs)
+    for r, (f, s) in enumerate(zip(crit.finish, seqs)):         # rows cut off by the stop: their text so far
+        if f is None: crit.texts[r] = lm.tokenizer.decode(s.tokens[:stop], skip_special_tokens=True)
     finish = [f if f is not None and f <= stop else None for f in crit.finish]
     answers = [a if f is not None else None for a, f in zip(crit.answers, finish)]
     tokens = sum(f if f is not None else stop for f in finish)

@@ -17,19 +17,17 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from .calibrate import Calibration
 from .core import AdaptbenchError
-from .decoding import cache_kwarg, cache_length, crop_cache
+from .engine import generate_batched
 from .models import LoadedModel, load_model, stop_ids
 from .policies import Policy, ProbedTraces, certaindex
 from .tasks import Instance, TaskError, get_task, make_instances
 
 # %% auto #0
-__all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'fork_probe', 'own_answer_record', 'TokenLogp',
-           'ProbeCriteria', 'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'live_policy',
-           'generate_with_policy']
+__all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'probe_records', 'own_answer_record', 'ProbeHook',
+           'probe_batch', 'record_probed_traces', 'generate_probed_traces', 'live_policy', 'generate_with_policy']
 
 # %% ../nbs/08_probes.ipynb #324354fd
 class ProbeError(AdaptbenchError, ValueError):
@@ -79,48 +77,25 @@ def probe_tasks(families:list[str], # registered task names, e.g. 'addition' and
     return [probe_task(i) for i in insts]
 
 # %% ../nbs/08_probes.ipynb #50619063
-@torch.no_grad()
-def fork_probe(lm:LoadedModel, # the model
-               cache:DynamicCache, # the batch's cache: prompt + t−1 generated tokens
-               mask:torch.Tensor, # (B, L) attention mask of the cached positions
-               pos0:torch.Tensor, # (B,) position of the next token to feed
-               last:torch.Tensor, # (B,) token t (sampled, not yet in the cache)
-               skip_last:torch.Tensor, # (B,) bool: probe without token t (it is EOS)
-               cue_ids:list[int], # answer cue tokens
-               tasks:list, # per row its task (None: row not probed, computed and discarded)
-              ) -> list[dict|None]:
-    "Probe every row with a task: feed [t] + cue + greedy answer tokens, then crop the cache back. Per row a record."
-    B, L0, dev = len(tasks), cache_length(cache), last.device
-    feed = torch.cat([last[:, None], torch.tensor(cue_ids, device=dev).expand(B, -1)], 1)          # (B, 1 + c)
-    fmask = torch.ones_like(feed); fmask[:, 0] = (~skip_last).long()
-    pos = pos0[:, None] + torch.arange(feed.shape[1], device=dev)[None] - skip_last.long()[:, None]
-    pos[:, 0] = pos0
-    mask = torch.cat([mask, fmask], 1)
-    limit = max(t.max_answer_tokens for t in tasks if t is not None)
-    ids, logp = [[] for _ in range(B)], [0.0] * B
-    done = torch.tensor([t is None for t in tasks])
-    try:
-        for _ in range(limit):
-            out = lm.model(input_ids=feed, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kwarg(lm.model): cache})
-            lp = torch.log_softmax(out.logits[:, -1].float(), -1)                                      # (B, V)
-            nxt = lp.argmax(-1)
-            for r in range(B):
-                if done[r]: continue
-                ids[r].append(int(nxt[r])); logp[r] += float(lp[r, nxt[r]])
-                text = lm.tokenizer.decode(ids[r], skip_special_tokens=True)
-                if tasks[r].complete(text) or len(ids[r]) >= tasks[r].max_answer_tokens: done[r] = True
-            if done.all(): break
-            feed, pos = nxt[:, None], pos[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones_like(feed)], 1)
-    finally:
-        crop_cache(cache, L0)
+def probe_records(lm:LoadedModel, # the model (its tokenizer)
+                  state,          # the engine's `EngineState` (its `fork_decode`)
+                  seqs:list,      # the engine `Sequence`s to probe (in slots)
+                  tasks:list,     # their `ProbeTask`s
+                  skip_last:list[bool], # per row: probe without the row's last token (it is EOS)
+                 ) -> list[dict]:
+    "Probe each row: feed [last token] + cue + greedy answer tokens on a fork of its cache, in one batched pass. Per row a record."
+    tok = lm.tokenizer
+    cues = [tok(t.cue, add_special_tokens=False)["input_ids"] for t in tasks]
+    feeds = [([] if skip else [s.tokens[-1]]) + c for s, skip, c in zip(seqs, skip_last, cues)]
+    by_seq = {id(s): t for s, t in zip(seqs, tasks)}
+    done = lambda s, ids: by_seq[id(s)].complete(tok.decode(ids, skip_special_tokens=True)) or len(ids) >= by_seq[id(s)].max_answer_tokens
+    outs = state.fork_decode(seqs, feeds, max(t.max_answer_tokens for t in tasks), done)
     recs = []
-    for r, task in enumerate(tasks):
-        if task is None: recs.append(None); continue
-        text = lm.tokenizer.decode(ids[r], skip_special_tokens=True)
+    for task, cue, (ids, lps) in zip(tasks, cues, outs):
+        text = tok.decode(ids, skip_special_tokens=True)
         ans, ok = task.grade(text)
-        recs.append(dict(answer=ans, answer_text=text, correct=bool(ok), confidence=float(np.exp(logp[r])),
-                         probe_tokens=len(cue_ids) + len(ids[r]), own_answer=False))
+        recs.append(dict(answer=ans, answer_text=text, correct=bool(ok), confidence=float(np.exp(sum(lps))),
+                         probe_tokens=len(cue) + len(ids), own_answer=False))
     return recs
 
 def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
@@ -142,63 +117,52 @@ def own_answer_record(lm:LoadedModel,    # the model (its tokenizer)
     return dict(answer=json.dumps(v.answer), answer_text=own, correct=v.solved, confidence=float(np.exp(sum(logp[end - k:end]))),
                 probe_tokens=0, own_answer=True)
 
-
 # %% ../nbs/08_probes.ipynb #51daa1d4
-class TokenLogp(LogitsProcessor):
-    "Keeps the log-softmax of the last step's (processed) scores, so the criterion can read each chosen token's probability."
-    def __init__(self): self.logp = None
-    def __call__(self, input_ids, scores):
-        self.logp = torch.log_softmax(scores.float(), -1); return scores
-
-class ProbeCriteria(StoppingCriteria):
-    "Probe every `interval` tokens inside `generate`; optionally stop rows when a policy configuration fires."
-    def __init__(self, lm:LoadedModel, tasks:list, cache:DynamicCache, prompt_mask:torch.Tensor, budget:int,
-                 interval:int, m:int=3, policy:Policy|None=None, config:int=0):
-        cues = {t.cue for t in tasks}
-        if len(cues) != 1: raise ProbeError(f"one batch must share one answer cue; got {sorted(cues)}")
-        self.lm, self.tasks, self.cache, self.budget, self.interval, self.m = lm, tasks, cache, budget, interval, m
-        self.policy, self.config = policy, config
-        self.cue_ids = lm.tokenizer(cues.pop(), add_special_tokens=False)["input_ids"]
-        self.mask0, self.P = prompt_mask, prompt_mask.shape[1]
-        self.eos = torch.tensor(sorted(stop_ids(lm)))
+class ProbeHook:
+    "Engine hook: probe every `interval` tokens (and at each row's end); live, stop or abandon rows when a policy configuration fires."
+    def __init__(self, lm:LoadedModel, tasks:list, budget:int, interval:int, m:int=3, policy:Policy|None=None, config:int=0):
+        self.lm, self.tasks, self.budget, self.interval, self.m = lm, tasks, budget, interval, m
+        self.policy, self.config, self.eos = policy, config, stop_ids(lm)
         B = len(tasks)
-        self.alive = torch.ones(B, dtype=torch.bool)
         self.probes = [[] for _ in range(B)]                   # per row: probe records
         self.end = [None] * B                                  # per row: 'final' | 'stop' | 'abandon'
         self.skipped = [0] * B                                 # per row: probe times skipped (rules reading no probe)
-        self.recorder, self.token_logp = TokenLogp(), []       # per step: (B,) log-probability of the chosen token
 
-    def __call__(self, input_ids, scores, **kwargs):
-        t = input_ids.shape[1] - self.P
-        last = input_ids[:, -1].cpu()
-        if self.recorder.logp is not None:           # log-probability of each row's token t when it was chosen
-            self.token_logp.append(self.recorder.logp.gather(1, input_ids[:, -1:])[:, 0].cpu())
-        eos = torch.isin(last, self.eos) & self.alive
-        due = self.alive & ((t % self.interval == 0) | (t >= self.budget) | eos)
-        if self.policy is not None and not self.policy.uses_probes:    # a rule that reads no probe (fixed budget):
-            for r in np.flatnonzero(due.numpy()):                      # probe only where it fires or the trace ends
-                blank = dict(correct=False, confidence=0.0, certaindex=0.0, tokens=t, probe_tokens=0)
-                if not (eos[r] or t >= self.budget or self._decide(blank)): due[r], self.skipped[r] = False, self.skipped[r] + 1
-        if due.any():
-            mask = torch.cat([self.mask0, torch.ones(len(last), t - 1, dtype=self.mask0.dtype)], 1)
-            pos0 = self.mask0.sum(1) + t - 1
-            own = {}                                   # rows that ended by themselves with an answer: keep it
-            for r in np.flatnonzero((due & eos).numpy()):
-                lp = [float(x[r]) for x in self.token_logp[:t - 1]]
-                if (rec := own_answer_record(self.lm, self.tasks[r], input_ids[r, self.P:-1].tolist(), lp)) is not None: own[r] = rec
-            fork = [task if d and r not in own else None for r, (task, d) in enumerate(zip(self.tasks, due.tolist()))]
-            recs = [None] * len(fork) if all(f is None for f in fork) else \
-                   fork_probe(self.lm, self.cache, mask.to(input_ids.device), pos0.to(input_ids.device),
-                              input_ids[:, -1], eos.to(input_ids.device), self.cue_ids, fork)
-            recs = [own.get(r, rec) for r, rec in enumerate(recs)]
-            for r in np.flatnonzero(due.numpy()):
-                rec = dict(recs[r], probe=len(self.probes[r]) + self.skipped[r], tokens=t)
-                self.probes[r].append(rec)
-                rec["certaindex"] = float(certaindex(np.array([_keys(self.probes[r])]), self.m)[0, -1])
-                final = bool(eos[r]) or t >= self.budget
-                verdict = self._decide(rec) if self.policy is not None else None
-                if verdict or final: self.end[r], self.alive[r] = verdict or "final", False
-        return (~self.alive).to(input_ids.device)
+    @property
+    def room(self) -> int:
+        "Cache positions a probe needs beyond a row's length: its cue and its longest answer."
+        return max(len(self.lm.tokenizer(t.cue, add_special_tokens=False)["input_ids"]) + t.max_answer_tokens for t in self.tasks) + 1
+
+    def __call__(self, state, got):
+        due = []                                                # (sequence, ended by EOS, final)
+        for s in got:
+            r, t = s.index, len(s.tokens)
+            eos = s.tokens[-1] in self.eos
+            final = eos or t >= self.budget
+            if not (final or t % self.interval == 0): continue
+            if self.policy is not None and not self.policy.uses_probes:    # a rule that reads no probe (fixed budget):
+                blank = dict(correct=False, confidence=0.0, certaindex=0.0, tokens=t, probe_tokens=0)   # probe only where
+                if not (final or self._decide(blank)): self.skipped[r] += 1; continue               # it fires or ends
+            due.append((s, eos, final))
+        if not due: return
+        own = {}                                                # rows that ended by themselves with an answer: keep it
+        for s, eos, _ in due:
+            if eos and (rec := own_answer_record(self.lm, self.tasks[s.index], s.tokens[:-1], s.logp[:-1])) is not None:
+                own[s.index] = rec
+        fork = [(s, eos) for s, eos, _ in due if s.index not in own]
+        if fork:
+            for (s, _), rec in zip(fork, probe_records(self.lm, state, [s for s, _ in fork], [self.tasks[s.index] for s, _ in fork],
+                                                      [e for _, e in fork])):
+                own[s.index] = rec
+        for s, eos, final in due:
+            r = s.index
+            rec = dict(own[r], probe=len(self.probes[r]) + self.skipped[r], tokens=len(s.tokens))
+            self.probes[r].append(rec)
+            rec["certaindex"] = float(certaindex(np.array([_keys(self.probes[r])]), self.m)[0, -1])
+            verdict = self._decide(rec) if self.policy is not None else None
+            if verdict or final:
+                self.end[r] = verdict or "final"
+                state.finish(s, self.end[r])                    # the row leaves the batch; a waiting one takes its slot
 
     def _decide(self, rec) -> str|None:
         one = lambda v: np.array([[v]], float)
@@ -216,28 +180,26 @@ def _keys(recs):
 # %% ../nbs/08_probes.ipynb #a26cf7f2
 @torch.no_grad()
 def probe_batch(lm:LoadedModel, # the model
-                tasks:list[ProbeTask], # one batch (same answer cue)
+                tasks:list[ProbeTask], # the instances (any answer cues)
                 budget:int, # reasoning budget (tokens)
                 interval:int, # reasoning tokens between probes
                 m:int=3, # certaindex window
                 policy:Policy|None=None, # live use: stop when this policy's configuration fires
                 config:int=0, # which configuration of `policy`
-               ) -> ProbeCriteria:
-    "Greedy generation of one batch with probes every `interval` tokens (and a live policy, if given)."
+                slots:int|None=None, # rows decoded at once (default: all tasks)
+                progress:bool=False, # progress bar over tasks
+               ) -> ProbeHook:
+    "Greedy generation of `tasks` on the engine with probes every `interval` tokens (and a live policy, if given)."
     if budget < 1 or interval < 1: raise ProbeError(f"budget and interval must be ≥ 1, got {budget}, {interval}")
-    texts = [lm.chat_text(t.messages()) for t in tasks]
-    enc = lm.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(lm.device)
-    cache = DynamicCache()
-    crit = ProbeCriteria(lm, tasks, cache, enc["attention_mask"].cpu(), budget, interval, m, policy, config)
-    out = lm.model.generate(**enc, **{cache_kwarg(lm.model): cache}, max_new_tokens=budget, do_sample=False, top_p=None, top_k=None,
-                            temperature=None, pad_token_id=lm.tokenizer.pad_token_id,
-                            logits_processor=LogitsProcessorList([crit.recorder]), stopping_criteria=StoppingCriteriaList([crit]))
-    crit.generated = [row[enc["input_ids"].shape[1]:].tolist()[: (rec[-1]["tokens"] if rec else 0)]
-                      for row, rec in zip(out, crit.probes)]
-    return crit
+    hook = ProbeHook(lm, tasks, budget, interval, m, policy, config)
+    ids = [lm.tokenizer(lm.chat_text(t.messages()), add_special_tokens=False)["input_ids"] for t in tasks]
+    seqs = generate_batched(lm, ids, budget, slots=slots or len(tasks), hook=hook, room=hook.room, progress=progress)
+    hook.generated = [s.tokens[: (rec[-1]["tokens"] if rec else 0)] for s, rec in zip(seqs, hook.probes)]
+    hook.token_logp = [s.logp for s in seqs]
+    return hook
 
 # %% ../nbs/08_probes.ipynb #6fa9f742
-def _tables(crit:ProbeCriteria, ids:list[int], budget:int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(crit:ProbeHook, ids:list[int], budget:int) -> tuple[pd.DataFrame, pd.DataFrame]:
     prows, irows = [], []
     for i, task, recs, gen in zip(ids, crit.tasks, crit.probes, crit.generated):
         for rec in recs:
@@ -260,7 +222,7 @@ def record_probed_traces(lm:LoadedModel, # the model
                          tasks:list[ProbeTask], # the instances
                          budget:int=64, # reasoning budget (tokens)
                          probe_interval:int=16, # reasoning tokens between probes
-                         batch_size:int=16, # rows per generate call
+                         batch_size:int=16, # rows decoded at once (engine slots)
                          m:int=3, # certaindex window
                          run=None, # an `adaptbench.runs.Run` to resume from (chunks of `chunk_size` batches)
                          chunk_batches:int=4, # batches per resumable chunk
@@ -281,8 +243,8 @@ def record_probed_traces(lm:LoadedModel, # the model
             p, i = run.read_table(f"probes_chunks/{name}"), run.read_table(f"instances_chunks/{name}")
             p, i = p.drop(columns="run_id", errors="ignore"), i.drop(columns="run_id", errors="ignore")
         else:
-            parts = [_tables(probe_batch(lm, [tasks[j] for j in b], budget, probe_interval, m), b, budget) for b in chunk]
-            p, i = pd.concat([x[0] for x in parts], ignore_index=True), pd.concat([x[1] for x in parts], ignore_index=True)
+            rows = [j for b in chunk for j in b]                 # the chunk's tasks, decoded together on `batch_size` slots
+            p, i = _tables(probe_batch(lm, [tasks[j] for j in rows], budget, probe_interval, m, slots=batch_size), rows, budget)
             if run is not None:                                 # instances last: its presence marks a finished chunk
                 run.write_table(p, f"probes_chunks/{name}"); run.write_table(i, f"instances_chunks/{name}")
         P.append(p); I.append(i)
@@ -328,23 +290,21 @@ def generate_with_policy(lm:LoadedModel, # the model
                          config:int|None=None, # with a grid: the configuration to apply
                          budget:int|None=None, # reasoning budget (tokens); default: the calibration's traces' (else 64)
                          probe_interval:int|None=None, # tokens between probes; default: the calibration's traces' (else 16)
-                         batch_size:int=16, # rows per generate call
+                         batch_size:int=16, # rows decoded at once (engine slots: a stopped row's slot goes to the next instance)
                          m:int=3, # certaindex window
-                         progress:bool=True, # progress bar
+                         progress:bool=False, # progress bar
                          force:bool=False, # run even with settings (or a model) other than those the calibration's traces were recorded with
                         ) -> pd.DataFrame:
     "Live generation that stops (answers) or abandons (abstains) each instance when the policy's configuration fires."
     policy, config, budget, probe_interval = live_policy(lm, policy, config, budget, probe_interval, force)
-    rows, bar = [], tqdm(total=len(tasks), desc="live policy", disable=not progress)
-    for b in _batches(tasks, batch_size):
-        crit = probe_batch(lm, [tasks[j] for j in b], budget, probe_interval, m, policy, config)
-        for i, recs, end in zip(b, crit.probes, crit.end):
-            last = recs[-1]
-            paid = sum(r["probe_tokens"] for r in recs) if policy.uses_probes else last["probe_tokens"]
-            answered = end != "abandon"
-            rows.append(dict(instance=i, task=tasks[i].id, end=end, stop_probe=last["probe"] if end != "final" else None,
-                             answered=answered, answer=last["answer"] if answered else None,
-                             correct=answered and last["correct"], tokens=last["tokens"] + paid, n_probes=len(recs)))
-        bar.update(len(b))
-    bar.close()
-    return pd.DataFrame(rows).sort_values("instance", ignore_index=True)
+    if not tasks: raise ProbeError("no tasks to run")
+    crit = probe_batch(lm, tasks, budget, probe_interval, m, policy, config, slots=batch_size, progress=progress)
+    rows = []
+    for i, (recs, end) in enumerate(zip(crit.probes, crit.end)):
+        last = recs[-1]
+        paid = sum(r["probe_tokens"] for r in recs) if policy.uses_probes else last["probe_tokens"]
+        answered = end != "abandon"
+        rows.append(dict(instance=i, task=tasks[i].id, end=end, stop_probe=last["probe"] if end != "final" else None,
+                         answered=answered, answer=last["answer"] if answered else None,
+                         correct=answered and last["correct"], tokens=last["tokens"] + paid, n_probes=len(recs)))
+    return pd.DataFrame(rows)
