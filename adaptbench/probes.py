@@ -23,7 +23,7 @@ from .core import AdaptbenchError
 from .engine import generate_batched
 from .models import LoadedModel, load_model, stop_ids
 from .policies import Policy, ProbedTraces, certaindex
-from .tasks import Instance, TaskError, get_task, make_instances
+from .tasks import Instance, TaskError, distinct_instances, get_task, instance_key, make_instances
 
 # %% auto #0
 __all__ = ['ProbeError', 'ProbeTask', 'probe_task', 'probe_tasks', 'probe_records', 'own_answer_record', 'ProbeHook',
@@ -65,11 +65,19 @@ def probe_tasks(families:list[str], # registered task names, e.g. 'addition' and
                 n_range:tuple[int, int], # complexity n from lo to hi (inclusive)
                 n:int, # number of tasks, spread round-robin over families and n
                 seed:int=0, # seed of the instances
+                distinct:bool=False, # no instance twice (held-out sets); then `tasks.distinct_instances` per cell
+                exclude=(), # `tasks.instance_key`s never to use (a training set, a calibration pool); implies distinct
                ) -> list[ProbeTask]:
-    "`n` reproducible probe tasks: `tasks.make_instances` over (families, lo..hi), one instance seed per round."
+    "`n` reproducible probe tasks over (families, lo..hi), round-robin: one instance seed per round, or distinct instances."
     lo, hi = n_range
     if not 1 <= lo <= hi: raise ProbeError(f"n_range must satisfy 1 ≤ lo ≤ hi, got {n_range}")
     if n < 1 or not families: raise ProbeError(f"need n ≥ 1 tasks of at least one family, got n={n}, families={families}")
+    if distinct or len(exclude):
+        cells = [(f, k) for f in families for k in range(lo, hi + 1)]
+        per = [n // len(cells) + (c < n % len(cells)) for c in range(len(cells))]
+        try: drawn = [distinct_instances(f, k, q, seed, exclude) if q else [] for (f, k), q in zip(cells, per)]
+        except TaskError as e: raise ProbeError(f"cannot make probe tasks: {e}") from e
+        return [probe_task(d[r]) for r in range(max(per)) for d in drawn if r < len(d)]
     cells = len(families) * (hi - lo + 1)
     seeds = [seed * 100_003 + r for r in range(-(-n // cells))]
     try: insts = make_instances(list(families), range(lo, hi + 1), seeds)[:n]
@@ -208,8 +216,8 @@ def _tables(crit:ProbeHook, ids:list[int], budget:int) -> tuple[pd.DataFrame, pd
                               answer=rec["answer"], answer_text=rec["answer_text"], own_answer=rec["own_answer"]))
         last = recs[-1]
         irows.append(dict(instance=i, final_correct=last["correct"], final_tokens=last["tokens"] + last["probe_tokens"],
-                          budget=budget, family=task.family, n=task.n, task=task.id, generated=gen, model=crit.lm.spec,
-                          weights=crit.lm.fingerprint))
+                          budget=budget, family=task.family, n=task.n, task=task.id, key=repr(instance_key(task.inst)),
+                          generated=gen, model=crit.lm.spec, weights=crit.lm.fingerprint))
     return pd.DataFrame(prows), pd.DataFrame(irows)
 
 def _batches(tasks, batch_size):

@@ -26,7 +26,7 @@ from .tasks import get_task
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'ReasonerError', 'Example', 'training_examples', 'lora_model', 'prefix_states', 'lora_loss',
-           'train_lora', 'save_adapter']
+           'training_instances', 'train_lora', 'save_adapter']
 
 # %% ../nbs/09_reasoner.ipynb #e531ebad
 class ReasonerError(AdaptbenchError, ValueError):
@@ -142,6 +142,20 @@ def lora_loss(lm:LoadedModel,             # with `lora_model` applied
     keep = labels != -100
     logits = d.readout(h[keep])                                     # (targets, V)
     return F.cross_entropy(logits.float(), labels[keep])
+
+# %% ../nbs/09_reasoner.ipynb #b11256ee
+def training_instances(params:dict|None=None, # an adapter manifest's `params` (default: the shipped reasoner's)
+                      ) -> list:
+    "The task instances the organism was trained on (as `training_examples` drew them), to hold them out of evaluations."
+    if params is None:
+        from adaptbench.models import ADAPTER_ALIASES, shipped_data
+        params = json.loads((shipped_data(ADAPTER_ALIASES["smollm2-135m-reasoner"][1])/ADAPTER_MANIFEST).read_text())["params"]
+    out, seed, k = [], int(params.get("seed", 0)), int(params.get("instances_per_n", 1))
+    for name in params["tasks"]:
+        T = get_task(name)
+        top = params["arithmetic_n_train"] if T.kind == "arithmetic" else params["puzzle_n_train"]
+        out += [T.instance(n, seed=seed * 1000 + j) for n in range(T.n_range[0], top + 1) for j in range(k)]
+    return out
 
 # %% ../nbs/09_reasoner.ipynb #57eba678
 def _lr_at(step:int, steps:int, lr:float, warmup:int) -> float:

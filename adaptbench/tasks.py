@@ -21,8 +21,9 @@ from .core import AdaptbenchError
 __all__ = ['OUTCOMES', 'THINK_OPEN', 'THINK_CLOSE', 'STYLES', 'ANSWER_LINE', 'TASK_PACKAGES', 'DIRECT_SYSTEM', 'TaskError',
            'Instance', 'ParseResult', 'Verdict', 'answer_region', 'split_reasoning', 'program_reason', 'Task',
            'first_difference', 'sequence_verdict', 'register_task', 'list_tasks', 'get_task', 'task_of',
-           'make_instances', 'Arithmetic', 'Addition', 'StringTask', 'LetterTask', 'Reverse', 'Uppercase',
-           'SortLetters', 'FirstLast', 'DoubleLetters', 'NumberTask', 'Add', 'Sub', 'MulFormat', 'PairsTask']
+           'make_instances', 'instance_key', 'distinct_instances', 'Arithmetic', 'Addition', 'StringTask', 'LetterTask',
+           'Reverse', 'Uppercase', 'SortLetters', 'FirstLast', 'DoubleLetters', 'NumberTask', 'Add', 'Sub', 'MulFormat',
+           'PairsTask']
 
 # %% ../nbs/03_tasks.ipynb #1177ec7a
 class TaskError(AdaptbenchError, ValueError):
@@ -305,6 +306,33 @@ def make_instances(tasks:str|Iterable[str], # task names (a list, or one name)
     for t in found:
         for n in ns: t.check_n(n)
     return [t.instance(n, seed=s) for s in seeds for t in found for n in ns]
+
+# %% ../nbs/03_tasks.ipynb #81f8c0a6
+def instance_key(inst:Instance) -> tuple:
+    "What makes two instances the same question: task, n, options, initial and goal (not the seed that drew them)."
+    return (inst.task, inst.n, inst.options, repr(inst.initial), repr(inst.goal))
+
+def distinct_instances(task:str,          # a registered task name
+                       n:int,             # its complexity
+                       count:int,         # distinct instances wanted
+                       seed:int=0,        # draws use seeds seed·100003 + r, r = 0, 1, …
+                       exclude=(),        # `instance_key`s to skip (a training set, a calibration pool)
+                       max_draws:int|None=None, # give up after this many draws (default: max(50·count, 2000))
+                      ) -> list[Instance]:
+    """`count` distinct instances of `task` at complexity n, none of them in `exclude`. Raises `TaskError` naming the
+    limit when the task has fewer (a deterministic puzzle has one instance per n)."""
+    T = get_task(task); T.check_n(n)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1: raise TaskError(f"count must be an integer ≥ 1, got {count!r}")
+    out, seen = [], set(exclude)
+    draws = max_draws or max(50 * count, 2000)
+    for r in range(draws):
+        inst = T.instance(n, seed=seed * 100_003 + r)
+        if (k := instance_key(inst)) in seen: continue
+        seen.add(k); out.append(inst)
+        if len(out) == count: return out
+    raise TaskError(f"{task} at n = {n}: only {len(out)} distinct instances in {draws} draws"
+                    + (f" outside the {len(exclude)} excluded" if len(exclude) else "")
+                    + f", {count} asked; ask for at most {len(out)}" + (" (the puzzle is deterministic: one instance per n)" if len(out) == 1 else ""))
 
 # %% ../nbs/03_tasks.ipynb #ccfc1a58
 class Arithmetic(Task):

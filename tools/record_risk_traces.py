@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Record the risk study's held-out probed traces of the reasoner: additions of 2–6 digits, none of them a training
+pair of the organism, in the think style, greedy up to a budget, probed every `--interval` tokens.
+
+Two sets, disjoint from each other and from the training instances (`reasoner.training_instances`):
+  the calibration pool   data/traces/smollm2-reasoner-held-out        (--pool per digit count, seed 11)
+  fresh draws            data/traces/smollm2-reasoner-held-out-fresh  (--fresh per digit count, seed 12)
+One-digit additions are left out on purpose: all 100 one-digit pairs were training examples.
+
+Resumable: each set records into a run (data/runs/record_risk_traces/...) chunk by chunk; a rerun reads the finished
+chunks. Writes probes.parquet and instances.parquet of each set (atomically) and prints the time it took.
+
+    python tools/record_risk_traces.py                  # 120 + 60 instances per digit count (about an hour on 2 cores)
+    python tools/record_risk_traces.py --pool 4 --fresh 2 --out /tmp/traces   # a quick check
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from adaptbench.core import atomic_path  # noqa: E402
+from adaptbench.models import load_model  # noqa: E402
+from adaptbench.probes import probe_tasks, record_probed_traces  # noqa: E402
+from adaptbench.reasoner import training_instances  # noqa: E402
+from adaptbench.runs import Run  # noqa: E402
+from adaptbench.tasks import instance_key  # noqa: E402
+
+
+def record(lm, tasks, out: Path, run_dir: Path, budget: int, interval: int, batch: int) -> float:
+    run = Run.create("record_risk_traces", dict(out=out.name, n=len(tasks), budget=budget, interval=interval,
+                                                model=lm.spec, weights=lm.fingerprint), run_dir)
+    t0 = time.time()
+    probes, instances = record_probed_traces(lm, tasks, budget=budget, probe_interval=interval, batch_size=batch,
+                                             run=run, chunk_batches=2)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in (("probes", probes), ("instances", instances)):
+        with atomic_path(out / f"{name}.parquet") as tmp: df.to_parquet(tmp, index=False)
+    return time.time() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m-reasoner")
+    ap.add_argument("--digits", type=int, nargs=2, default=(2, 6), metavar=("LO", "HI"))
+    ap.add_argument("--pool", type=int, default=120, help="calibration-pool instances per digit count")
+    ap.add_argument("--fresh", type=int, default=60, help="fresh-draw instances per digit count")
+    ap.add_argument("--budget", type=int, default=192, help="reasoning budget (tokens)")
+    ap.add_argument("--interval", type=int, default=16, help="reasoning tokens between probes")
+    ap.add_argument("--batch", type=int, default=16, help="rows decoded at once")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "data" / "traces"), help="folder of the two trace folders")
+    a = ap.parse_args(argv)
+    if a.digits[0] < 2: ap.error("--digits must start at 2: every one-digit pair was a training example")
+    torch.set_num_threads(a.threads)
+    lm = load_model(a.model, device="cpu", dtype="float32")
+    train = {instance_key(i) for i in training_instances()}
+    k = a.digits[1] - a.digits[0] + 1
+    pool = probe_tasks(["addition"], tuple(a.digits), a.pool * k, seed=11, exclude=train)
+    fresh = probe_tasks(["addition"], tuple(a.digits), a.fresh * k, seed=12,
+                        exclude=train | {instance_key(t.inst) for t in pool})
+    out, runs = Path(a.out), ROOT / "data" / "runs"
+    for name, tasks in (("smollm2-reasoner-held-out", pool), ("smollm2-reasoner-held-out-fresh", fresh)):
+        secs = record(lm, tasks, out / name, runs, a.budget, a.interval, a.batch)
+        print(f"{name}: {len(tasks)} instances in {secs:.0f} s -> {out / name}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
