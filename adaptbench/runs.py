@@ -109,7 +109,9 @@ def _pid_alive(pid:int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True         # alive, someone else's
-    return True
+    # a zombie (killed, not yet reaped: its parent died too, e.g. a Ray worker with its node) is dead
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError): return True   # no /proc (macOS): os.kill has answered
 
 def lock_holder(path:str|Path) -> dict|None:
     "Who holds the lock file `path` (dict of pid, host, started), or None if nobody does or its process is gone."

@@ -7,11 +7,13 @@ Docs: https://adaptbench.github.io/adaptbench/sweeps.html.md"""
 # %% ../nbs/12d_sweeps.ipynb #4f0cfe07
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ import pandas as pd
 from .core import ParameterError, StudyError, atomic_path, get_setting
 from .catalogue import resolve_params
 from .runner import ensure_kernel, run_study
-from .runs import Run, run_id
+from .runs import Run, lock_holder, run_id
 
 # %% auto #0
 __all__ = ['load_sweep', 'expand_sweep', 'plan_sweep', 'overrides_as_columns', 'sweep']
@@ -137,6 +139,7 @@ def _ray_jobs(jobs:list[dict], workers:int, address:str|None, cpus_per_run:float
     try: import ray
     except ImportError:
         raise StudyError("executor 'ray' needs Ray: pip install 'ray>=2.9' (or use the local executor)") from None
+    address = address or os.environ.get("RAY_ADDRESS") or None     # a cluster named by the environment is a cluster
     started = not ray.is_initialized()
     if started:
         env = {k: v for k, v in os.environ.items() if k.startswith(("ADAPTBENCH_", "HF_", "TRANSFORMERS_"))}
@@ -144,15 +147,43 @@ def _ray_jobs(jobs:list[dict], workers:int, address:str|None, cpus_per_run:float
                       runtime_env={"env_vars": env}, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError, SystemExit) as e:   # Ray exits when it cannot connect
             raise StudyError(f"could not start or reach Ray (address {address!r}): {e}. Start a cluster with "
-                             "`ray start --head`, or drop --address for a local Ray instance") from None
-    task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_sweep_job)
+                             "`ray start --head`, or drop --address (and RAY_ADDRESS) for a local Ray instance") from None
+    # a task whose worker process or node dies is run again (a study's own error is a failed row, never retried)
+    task = ray.remote(num_cpus=cpus_per_run, max_retries=_RAY_RETRIES)(_ray_sweep_job)
     try:
-        pending = [task.remote(**j) for j in jobs]
+        refs = {task.remote(**j): j for j in jobs}
+        pending = list(refs)
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            (ref,), pending = ray.wait(pending, num_returns=1)
+            try: yield ray.get(ref)
+            except ray.exceptions.RayError as e:        # e.g. its worker died on every try: a failed row, the sweep goes on
+                j = refs[ref]
+                yield dict(run_id=run_id(j["study"], j["params"]), state="failed", seconds=float("nan"),
+                           error=f"{type(e).__name__}: {str(e)[-500:]}")
     finally:
         if started: ray.shutdown()
+
+# %% ../nbs/12d_sweeps.ipynb #5e0b9a14
+_RAY_RETRIES = 3                                    # Ray runs a task again this often when its worker or node dies
+
+def _lock_of_dead_node(holder:dict|None, # who holds a run's lock (`lock_holder`), or None
+                       nodes:list[dict], # the cluster's nodes, alive and dead (`ray.nodes()`)
+                      ) -> bool:
+    "Whether `holder` is on another host that was a node of the cluster and has no node alive any more."
+    host = (holder or {}).get("host")
+    if not host or host == socket.gethostname(): return False      # this host: `lock_holder` looks at the pid itself
+    alive = [n.get("Alive", False) for n in nodes if n.get("NodeManagerHostname") == host]
+    return bool(alive) and not any(alive)
+
+def _ray_sweep_job(study:str, params:dict, force:bool, runs_dir:str) -> dict:
+    "`_sweep_job` as a Ray task: first free the run's lock if the node that held it is dead (a retry after a lost node)."
+    import ray
+    lock = Path(runs_dir)/study/run_id(study, params)/".lock"
+    holder = lock_holder(lock)
+    if _lock_of_dead_node(holder, ray.nodes()):
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            if json.loads(lock.read_text()) == holder: lock.unlink()      # unless another attempt took it meanwhile
+    return _sweep_job(study, params, force, runs_dir)
 
 # %% ../nbs/12d_sweeps.ipynb #87f2d307
 def sweep(study:str, # name of a notebook in the studies folder
