@@ -152,13 +152,18 @@ class EngineState:
         return list(zip(out, lps))
 
 # %% ../nbs/05a_engine.ipynb #faf9010f
-def _choose(seq:Sequence, z:torch.Tensor, temperature:float, eos:set) -> int:
+def _choose_all(seqs:list[Sequence], z:torch.Tensor, temperature:float, eos:set):
+    "Append the next token of each sequence from its row of z (R, V), statistics computed for all rows at once."
+    st = {k: v.tolist() for k, v in token_stats(z).items()}
+    for r, s in enumerate(seqs): _choose(s, z[r], temperature, eos, {k: v[r] for k, v in st.items()})
+
+def _choose(seq:Sequence, z:torch.Tensor, temperature:float, eos:set, st:dict|None=None) -> int:
     "Append the next token of `seq` from its logits z (V,): greedy, or sampled from its own generator; record its statistics."
-    st = token_stats(z[None])
-    t = int(st["argmax"][0]) if temperature <= 0 else \
+    st = st or {k: v[0] for k, v in token_stats(z[None]).items()}
+    t = int(st["argmax"]) if temperature <= 0 else \
         int(torch.multinomial(torch.softmax(z / temperature, -1), 1, generator=seq.generator))
-    seq.tokens.append(t); seq.logp.append(float(z[t] - st["lse"][0]))
-    seq.max_prob.append(float(st["max_prob"][0])); seq.entropy.append(float(st["entropy"][0]))
+    seq.tokens.append(t); seq.logp.append(float(z[t] - st["lse"]))
+    seq.max_prob.append(float(st["max_prob"])); seq.entropy.append(float(st["entropy"]))
     if t in eos: seq.finish = "stop"
     elif len(seq.tokens) >= seq.budget: seq.finish = "length"
     return t
@@ -245,7 +250,7 @@ def generate_batched(lm,                    # a `LoadedModel`
         h = state._forward(kv, ids, pos, slice(0, hi), int(pos.max()) + 1)
         z = d.readout(h[:, -1]).float()                                       # (hi, V)
         got = [state.slot[i] for i in live]
-        for i, s in zip(live, got): _choose(s, z[i], temperature, eos)
+        _choose_all(got, z[live], temperature, eos)
         if hook is not None: hook(state, got)
         release()
     bar.close()
