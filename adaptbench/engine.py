@@ -105,11 +105,20 @@ class EngineState:
     def __init__(self, d:Decoder, kv:SlotKV, pad_id:int):
         self.d, self.kv, self.pad_id = d, kv, pad_id
         self.slot:list[Sequence|None] = [None] * kv.slots
-        self.forward_passes = 0
+        self.forward_passes = self.steps = 0
 
     def finish(self, seq:Sequence, why:str):
         "End `seq` now (it leaves its slot after this step)."
         if seq.finish is None: seq.finish = why
+
+    def hold(self, seq:Sequence):
+        """Pause `seq` (it keeps its slot and cache, gets no token) until the hook's `release(state, held)` runs for
+        the held rows together — when enough are held (see `generate_batched`'s barrier), so that work due at
+        different steps (probes) runs as one batched pass."""
+        seq.data.setdefault("_held", self.steps)
+
+    @property
+    def held(self) -> list[Sequence]: return [s for s in self.slot if s is not None and "_held" in s.data]
 
     def _forward(self, kv:SlotKV, ids:torch.Tensor, pos:torch.Tensor, rows:slice, cols:int) -> torch.Tensor:
         "(R, T) ids at per-row start positions `pos` → (R, T, d) last-block states (cache written)."
@@ -196,6 +205,8 @@ def generate_batched(lm,                    # a `LoadedModel`
                      hook=None,             # called (state, sequences that got a token) after every step; may finish them
                      room:int=0,            # extra cache positions per sequence the hook needs (its forks)
                      share_prefix:bool=True, # identical prompts admitted together are prefilled once
+                     barrier:float=0.5,     # held rows are released (hook.release) once this share of live rows is held,
+                     max_wait:int=8,        # ... or one of them has waited this many steps, or none is left running
                      progress:bool=False,
                     ) -> list[Sequence]:    # in prompt order
     """Decode every prompt with continuous batching on a static slot cache (see above). Raises `EngineError` for bad
@@ -231,8 +242,15 @@ def generate_batched(lm,                    # a `LoadedModel`
                 _choose(s, z, temperature, eos); state.slot[slot] = s; got.append(s)
         return got
     def release():
+        held = state.held
+        if held:
+            running = [s for s in state.slot if s is not None and "_held" not in s.data and s.finish is None]
+            if not running or len(held) >= barrier * (len(held) + len(running)) or \
+               min(s.data["_held"] for s in held) <= state.steps - max_wait:
+                hook.release(state, held)
+                for s in held: del s.data["_held"]
         for i, s in enumerate(state.slot):
-            if s is not None and s.finish is not None: state.slot[i] = None; bar.update(1)
+            if s is not None and s.finish is not None and "_held" not in s.data: state.slot[i] = None; bar.update(1)
     while True:
         new = admit()
         if hook is not None and new: hook(state, new)
@@ -246,11 +264,14 @@ def generate_batched(lm,                    # a `LoadedModel`
         hi = live[-1] + 1
         ids = torch.full((hi, 1), pad, dtype=torch.long, device=lm.device)
         pos = torch.zeros(hi, dtype=torch.long, device=lm.device)
-        for i in live: ids[i, 0], pos[i] = state.slot[i].tokens[-1], state.slot[i].length - 1
-        h = state._forward(kv, ids, pos, slice(0, hi), int(pos.max()) + 1)
-        z = d.readout(h[:, -1]).float()                                       # (hi, V)
-        got = [state.slot[i] for i in live]
-        _choose_all(got, z[live], temperature, eos)
+        for i in live: ids[i, 0], pos[i] = state.slot[i].tokens[-1], state.slot[i].length - 1   # a held row rewrites
+        h = state._forward(kv, ids, pos, slice(0, hi), int(pos.max()) + 1)                         # the same entry
+        state.steps += 1
+        run_rows = [i for i in live if "_held" not in state.slot[i].data and state.slot[i].finish is None]
+        if not run_rows: continue
+        z = d.readout(h[run_rows, -1]).float()                                # (R, V)
+        got = [state.slot[i] for i in run_rows]
+        _choose_all(got, z, temperature, eos)
         if hook is not None: hook(state, got)
         release()
     bar.close()

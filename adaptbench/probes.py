@@ -142,7 +142,7 @@ class ProbeHook:
         return max(len(self.lm.tokenizer(t.cue, add_special_tokens=False)["input_ids"]) + t.max_answer_tokens for t in self.tasks) + 1
 
     def __call__(self, state, got):
-        due = []                                                # (sequence, ended by EOS, final)
+        "After a step: hold the rows due for a probe (the engine releases them together, `release`)."
         for s in got:
             r, t = s.index, len(s.tokens)
             eos = s.tokens[-1] in self.eos
@@ -151,8 +151,12 @@ class ProbeHook:
             if self.policy is not None and not self.policy.uses_probes:    # a rule that reads no probe (fixed budget):
                 blank = dict(correct=False, confidence=0.0, certaindex=0.0, tokens=t, probe_tokens=0)   # probe only where
                 if not (final or self._decide(blank)): self.skipped[r] += 1; continue               # it fires or ends
-            due.append((s, eos, final))
-        if not due: return
+            s.data["due"] = (eos, final)
+            state.hold(s)
+
+    def release(self, state, held):
+        "Probe every held row in one batched pass and apply the policy to each record."
+        due = [(s, *s.data.pop("due")) for s in held]
         own = {}                                                # rows that ended by themselves with an answer: keep it
         for s, eos, _ in due:
             if eos and (rec := own_answer_record(self.lm, self.tasks[s.index], s.tokens[:-1], s.logp[:-1])) is not None:

@@ -10,7 +10,7 @@ One-digit additions are left out on purpose: all 100 one-digit pairs were traini
 Resumable: each set records into a run (data/runs/record_risk_traces/...) chunk by chunk; a rerun reads the finished
 chunks. Writes probes.parquet and instances.parquet of each set (atomically) and prints the time it took.
 
-    python tools/record_risk_traces.py                  # 120 + 60 instances per digit count (about an hour on 2 cores)
+    python tools/record_risk_traces.py                  # 80 + 40 instances per digit count
     python tools/record_risk_traces.py --pool 4 --fresh 2 --out /tmp/traces   # a quick check
 """
 from __future__ import annotations
@@ -48,8 +48,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-reasoner")
     ap.add_argument("--digits", type=int, nargs=2, default=(2, 6), metavar=("LO", "HI"))
-    ap.add_argument("--pool", type=int, default=120, help="calibration-pool instances per digit count")
-    ap.add_argument("--fresh", type=int, default=60, help="fresh-draw instances per digit count")
+    ap.add_argument("--pool", type=int, default=80, help="calibration-pool instances per digit count")
+    ap.add_argument("--fresh", type=int, default=40, help="fresh-draw instances per digit count")
     ap.add_argument("--budget", type=int, default=192, help="reasoning budget (tokens)")
     ap.add_argument("--interval", type=int, default=16, help="reasoning tokens between probes")
     ap.add_argument("--batch", type=int, default=16, help="rows decoded at once")
