@@ -32,7 +32,24 @@ from adaptbench.runs import Run  # noqa: E402
 from adaptbench.tasks import instance_key  # noqa: E402
 
 
-def record(lm, tasks, out: Path, run_dir: Path, budget: int, interval: int, batch: int) -> float:
+README = """# {name} — probed traces of the reasoner on held-out additions
+
+Written by `tools/record_risk_traces.py` ({cmd}) on {date}. {role}
+
+- **Model:** `{model}` (weights fingerprint `{weights}`; adapter sha256 `{adapter}`).
+- **Instances:** {n} additions of two numbers of {lo}–{hi} digits ({per} per digit count), drawn distinct by
+  `probes.probe_tasks(["addition"], ({lo}, {hi}), {n}, seed={seed}, exclude=...)`, excluding every training instance of the
+  organism (`reasoner.training_instances()`: all one-digit pairs and ~22 % of two-digit ones were trained on, so
+  one-digit additions are left out){extra}. Each row's `key` column is its `tasks.instance_key`.
+- **Recording:** think-style prompt, greedy, up to {budget} reasoning tokens, a probe every {interval} tokens (the
+  task's answer cue, the answer decoded greedily from a fork of the trace's cache), on the generation engine
+  ({batch} rows at once), CPU float32, {threads} threads: {secs:.0f} s.
+- **What they hold:** final accuracy at the full budget by digit count: {acc}; unsolvable at the full budget overall:
+  {unsolved:.2f}. Mean reasoning tokens at the full budget: {tokens}.
+"""
+
+
+def record(lm, tasks, out: Path, run_dir: Path, budget: int, interval: int, batch: int) -> tuple[float, object]:
     run = Run.create("record_risk_traces", dict(out=out.name, n=len(tasks), budget=budget, interval=interval,
                                                 model=lm.spec, weights=lm.fingerprint), run_dir)
     t0 = time.time()
@@ -41,7 +58,7 @@ def record(lm, tasks, out: Path, run_dir: Path, budget: int, interval: int, batc
     out.mkdir(parents=True, exist_ok=True)
     for name, df in (("probes", probes), ("instances", instances)):
         with atomic_path(out / f"{name}.parquet") as tmp: df.to_parquet(tmp, index=False)
-    return time.time() - t0
+    return time.time() - t0, instances
 
 
 def main(argv=None):
@@ -65,8 +82,23 @@ def main(argv=None):
     fresh = probe_tasks(["addition"], tuple(a.digits), a.fresh * k, seed=12,
                         exclude=train | {instance_key(t.inst) for t in pool})
     out, runs = Path(a.out), ROOT / "data" / "runs"
-    for name, tasks in (("smollm2-reasoner-held-out", pool), ("smollm2-reasoner-held-out-fresh", fresh)):
-        secs = record(lm, tasks, out / name, runs, a.budget, a.interval, a.batch)
+    import json, datetime
+    from adaptbench.models import ADAPTER_ALIASES, shipped_data
+    adapter = json.loads((shipped_data(ADAPTER_ALIASES["smollm2-135m-reasoner"][1]) / "adapter.json").read_text())["sha256"]
+    sets = [("smollm2-reasoner-held-out", pool, 11, a.pool, "The calibration pool of the `risk_controlled_budgets` study.", ""),
+            ("smollm2-reasoner-held-out-fresh", fresh, 12, a.fresh, "Fresh draws of the same generator, for validating the "
+             "guarantee on instances no calibration saw.", ", and every instance of `smollm2-reasoner-held-out`")]
+    for name, tasks, seed, per, role, extra in sets:
+        secs, inst = record(lm, tasks, out / name, runs, a.budget, a.interval, a.batch)
+        by = inst.groupby("n")
+        (out / name / "README.md").write_text(README.format(
+            name=name, cmd="`python tools/record_risk_traces.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`",
+            date=datetime.date.today().isoformat(), role=role, model=lm.spec, weights=lm.fingerprint, adapter=adapter,
+            n=len(tasks), lo=a.digits[0], hi=a.digits[1], per=per, seed=seed, extra=extra, budget=a.budget,
+            interval=a.interval, batch=a.batch, threads=a.threads, secs=secs,
+            acc=", ".join(f"{n} digits {v:.2f}" for n, v in by.final_correct.mean().items()),
+            unsolved=1 - inst.final_correct.mean(),
+            tokens=", ".join(f"{n} digits {v:.0f}" for n, v in by.final_tokens.mean().items())))
         print(f"{name}: {len(tasks)} instances in {secs:.0f} s -> {out / name}", flush=True)
 
 
