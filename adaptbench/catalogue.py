@@ -308,6 +308,31 @@ def _typed_path(value:str, cwd:Path) -> str:
     if value.startswith(("./", "../")) or value in (".", "..") or (cwd/p).exists(): return str((cwd/p).resolve())
     return value
 
+_PLAIN = (str, int, float, bool, type(None))
+
+def _list_items(v, default, checks:dict) -> list|None:
+    "The items of a list parameter's value `v` (a list, or a comma-separated string declared `[items: …]`); None if it is no list."
+    if isinstance(v, list) and (isinstance(default, list) or "items" in checks or "choices" in checks): return v
+    if "items" in checks: return [s.strip() for s in str(v).split(",") if s.strip()]
+    return None
+
+def _list_problems(name:str, items:list, default) -> list[str]:
+    "What is wrong with the items of list parameter `name`, with the fix: an item that is a mapping or a list, an item given twice."
+    out, plain = [], [x for x in items if isinstance(x, _PLAIN)]
+    example = list(dict.fromkeys(map(str, plain))) or [str(x) for x in (default if isinstance(default, list) else [])]
+    if nested := [x for x in items if not isinstance(x, _PLAIN)]:
+        kind = "a mapping" if isinstance(nested[0], dict) else "a list"
+        out.append(f"{name}: item {nested[0]!r} is {kind}, not a plain value; write the items as plain values, e.g. "
+                   f"-p {name} {','.join(example[:3]) or 'a,b'}" + (" (YAML reads `a: b` as a mapping)" if kind == "a mapping" else ""))
+    seen, twice = set(), []
+    for x in plain:
+        key = json.dumps(x)
+        if key in seen and x not in twice: twice.append(x)
+        seen.add(key)
+    if twice:
+        out.append(f"{name}: {', '.join(map(repr, twice))} given twice; list each item once, e.g. -p {name} {','.join(example)}")
+    return out
+
 def check_params(study:str, # name of a notebook in the studies folder
                  params:dict, # parameter values (converted)
                  spec:dict|None=None, # `study_parameters(study)`, if already read
@@ -316,6 +341,10 @@ def check_params(study:str, # name of a notebook in the studies folder
     spec, problems, lists = spec or study_parameters(study), [], False
     for name, v in params.items():
         c = spec.get(name, {}).get("checks", {})
+        items = _list_items(v, spec.get(name, {}).get("default"), c)
+        if items is not None and (found := _list_problems(name, items, spec.get(name, {}).get("default"))):
+            problems += found                                # a list: plain items, each once (declared or not)
+            if not all(isinstance(x, _PLAIN) for x in items): continue
         if "range" in c and isinstance(v, (int, float)) and not isinstance(v, bool) and v not in c["range"]:
             problems.append(f"{name} = {v!r} is outside its range {c['range']}: needs {c['range'].inequality(name)}")
         if "choices" in c:

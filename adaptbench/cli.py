@@ -13,9 +13,11 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .core import AdaptbenchError, StudyError, StudyFailedError, get_setting, project_root
+from .core import UnreadableRunError, UnreadableRunWarning
 
 # %% auto #0
 __all__ = ['START_HERE', 'DASHBOARDS', 'dashboard_notebook', 'main']
@@ -34,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("study")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a parameter (repeatable); VALUE is converted to the parameter's type, a list is a,b")
-    r.add_argument("--force", action="store_true", help="rerun even if a complete run exists")
+    r.add_argument("--force", action="store_true",
+                   help="rerun even if a complete run exists (built beside it; it replaces the run only once complete)")
     r.add_argument("--wait", action="store_true", help="if this run is being executed by another process, wait for it")
     r.add_argument("--dry-run", action="store_true", help="check the parameters and print the run id; run nothing")
     r.add_argument("--runs-dir", default=None, help="where runs are stored (default: the runs_dir setting)")
@@ -93,7 +96,9 @@ def _headline(run, rows:int=5) -> str:
     out, names = [], run.tables()
     head = "results" if "results" in names else names[0] if names else None
     for name in names:
-        df = run.read_table(name).drop(columns="run_id", errors="ignore")
+        try: df = run.read_table(name).drop(columns="run_id", errors="ignore")
+        except UnreadableRunError as e:
+            out.append(f"  table:    {name} (unreadable: {e.why}): {run.table_path(name)}"); continue
         out.append(f"  table:    {name} ({len(df)} rows × {df.shape[1]} columns): {run.table_path(name)}")
         if name == head and len(df):
             with pd.option_context("display.width", 120, "display.max_columns", 8, "display.max_colwidth", 24):
@@ -156,7 +161,7 @@ def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
 
 def _results(a) -> int:
     from adaptbench.catalogue import study_path
-    from adaptbench.runs import iter_runs, list_runs, load_results
+    from adaptbench.runs import list_runs, load_results, scan_runs, warn_unreadable
     study_path(a.study)                                   # an unknown study names the known ones
     runs_dir = _abs(a.runs_dir)
     where = Path(get_setting("runs_dir", runs_dir))/a.study
@@ -165,14 +170,21 @@ def _results(a) -> int:
         if not len(df): print(f"no runs of {a.study!r} in {where}", file=sys.stderr); return 0
         lead = ["state", "seconds", "updated", "tables"]
         return _show(df, a, params=[c for c in df.columns if c not in ["run_id", *lead]], lead=lead)
-    runs = [r for r in iter_runs(a.study, runs_dir) if r.is_complete]
+    runs, bad = scan_runs(a.study, runs_dir)               # `load_results` warns of the unreadable ones, or:
+    runs = [r for r in runs if r.is_complete]
     if not runs:
+        warn_unreadable(a.study, bad)
         print(f"no complete runs of {a.study!r} in {where}; start one with `adaptbench run {a.study}`", file=sys.stderr)
         return 0
     tables = sorted({t for r in runs for t in r.tables()})
     if a.table not in tables:
+        warn_unreadable(a.study, bad)
         raise StudyError(f"no complete run of {a.study!r} has a table {a.table!r}; its tables: {', '.join(tables) or 'none'}")
-    return _show(load_results(a.study, a.table, runs_dir=runs_dir), a, params=sorted({k for r in runs for k in r.params}))
+    df = load_results(a.study, a.table, runs_dir=runs_dir)
+    if not len(df):
+        print(f"no complete run of {a.study!r} has a readable {a.table!r} table (see the warning above)", file=sys.stderr)
+        return 0
+    return _show(df, a, params=sorted({k for r in runs for k in r.params}))
 
 def _sweep(a) -> int:
     from adaptbench.sweeps import overrides_as_columns, plan_sweep, sweep
@@ -294,9 +306,22 @@ def _models(a) -> int:
     return 0
 
 # %% ../nbs/14_cli.ipynb #319c9b46
+def _one_line_warnings(show):
+    "A `warnings.showwarning` that prints the run store's warnings as one line, `warning: …`, and others with `show`."
+    def showwarning(message, category, *args, **kw):
+        if issubclass(category, UnreadableRunWarning): print(f"warning: {message}", file=sys.stderr)
+        else: show(message, category, *args, **kw)
+    return showwarning
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `adaptbench` command."
     a = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UnreadableRunWarning)
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        return _main(a)
+
+def _main(a) -> int:
     try:
         if a.cmd != "models" and not os.environ.get("ADAPTBENCH_STUDIES_DIR"):
             project_root(required=True)                     # say so outside a project (models need none)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .core import StudyError, get_setting
 from .catalogue import RESERVED_PARAMS, study_path
-from .runs import iter_runs, load_results
+from .runs import load_results, scan_runs, warn_unreadable
 
 # %% auto #0
 __all__ = ['Comparison', 'compare_runs', 'plot_comparison']
@@ -37,17 +37,23 @@ def compare_runs(study:str, # study name
     2 complete runs holding `table`, or an unknown metric."""
     study_path(study)                                       # an unknown study names the known ones
     where = Path(get_setting("runs_dir", runs_dir))/study
-    runs = [r for r in iter_runs(study, runs_dir) if r.is_complete]
+    runs, bad = scan_runs(study, runs_dir)                  # `load_results` warns of the unreadable ones, or:
+    runs = [r for r in runs if r.is_complete]
     have = [r for r in runs if r.has_table(table)]
     if len(have) < 2:
+        warn_unreadable(study, bad)
         tables = sorted({t for r in runs for t in r.tables()})
         what = f"{len(runs)} complete" if len(have) == len(runs) else f"{len(runs)} complete, {len(have)} with a {table!r} table (tables: {', '.join(tables) or 'none'})"
         raise StudyError(f"compare needs at least 2 complete runs of {study!r} with a {table!r} table; {where} has {what}. "
                          f"Run it with other parameters first: `adaptbench run {study} -p NAME VALUE` or `adaptbench sweep`")
     pkeys = sorted({k for r in have for k in r.params} - RESERVED_PARAMS)
+    df = load_results(study, table, runs_dir=runs_dir)      # skips (and names) runs whose table is damaged
+    have = [r for r in have if r.id in set(df.run_id)] if len(df) else []
+    if len(have) < 2:
+        raise StudyError(f"compare needs at least 2 complete runs of {study!r} with a readable {table!r} table; "
+                         f"{where} has {len(have)} (see the warning above)")
     varying = [k for k in pkeys if len({_pval(r.params.get(k)) for r in have}) > 1]
     same = {k: have[0].params.get(k) for k in pkeys if k not in varying}
-    df = load_results(study, table, runs_dir=runs_dir)
     own = [c for c in df.columns if c != "run_id" and c not in pkeys]
     numeric = [c for c in own if pd.api.types.is_numeric_dtype(df[c])]
     labels = [c for c in own if c not in numeric]

@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import random
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,9 +21,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'ModelLoadError', 'StudyError',
-           'ParameterError', 'StudyFailedError', 'RunLockedError', 'ProjectNotFoundError', 'find_project_root',
-           'project_root', 'settings_file', 'get_setting', 'settings', 'seed_everything', 'get_device', 'get_dtype',
-           'atomic_path', 'atomic_write_text', 'atomic_write_json', 'ReplayError', 'Replay']
+           'ParameterError', 'StudyFailedError', 'RunLockedError', 'UnreadableRunError', 'UnreadableRunWarning',
+           'ProjectNotFoundError', 'find_project_root', 'project_root', 'settings_file', 'get_setting', 'settings',
+           'seed_everything', 'get_device', 'get_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
+           'replace_dir', 'ReplayError', 'Replay']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -47,6 +50,18 @@ class StudyFailedError(StudyError):
 
 class RunLockedError(StudyError):
     "The run asked for is being executed right now by another process (it holds the run's lock)."
+
+class UnreadableRunError(StudyError):
+    "A stored run (its params.json, status.json or a table) cannot be read; `why` says what is wrong with it."
+    def __init__(self, message:str, why:str=""):
+        super().__init__(message)
+        self.why = why or message
+
+class UnreadableRunWarning(UserWarning):
+    "Stored runs that could not be read were skipped; `skipped` lists them as (folder, why)."
+    def __init__(self, message:str, skipped=()):
+        super().__init__(message)
+        self.skipped = list(skipped)
 
 class ProjectNotFoundError(SettingsError):
     "No adaptbench project (a folder with `settings.ini`, or `ADAPTBENCH_ROOT`) around the current directory."
@@ -165,16 +180,23 @@ def get_dtype(dtype=None, # auto | float32 | bfloat16 | float16 (or a torch.dtyp
     return getattr(torch, _DTYPES[dtype])
 
 # %% ../nbs/00_core.ipynb #478265c8
+def _new_file(folder:Path, prefix:str, suffix:str) -> Path:
+    "Create an empty file with a fresh name in `folder`, with the mode `open` gives (0666 less the umask), and return its path."
+    while True:
+        p = folder/f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError: continue
+        return p
+
 @contextlib.contextmanager
 def atomic_path(path:str|Path, # final destination
                ):
-    "Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."
+    "Yield a temporary path beside `path` (mode 0666 less the umask); on success rename it onto `path`, on error delete it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _new_file(path.parent, f".{path.name}.", ".tmp")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
@@ -186,6 +208,32 @@ def atomic_write_text(path:str|Path, text:str):
 def atomic_write_json(path:str|Path, obj):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+# %% ../nbs/00_core.ipynb #1b5f36fe
+def _exchange(a:Path, b:Path) -> bool:
+    "Swap the folders `a` and `b` in one step (Linux `renameat2` with RENAME_EXCHANGE); False where the system cannot."
+    import ctypes, errno
+    try: renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0: return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP): return False   # this file system cannot
+    raise OSError(err, os.strerror(err), str(b))
+
+def replace_dir(new:str|Path, # a complete folder, built beside `dest` (same file system)
+                dest:str|Path, # the folder it replaces (need not exist)
+               ) -> Path:
+    "Put the folder `new` in the place of `dest` in one step where the system allows, then delete the old `dest`; if this fails, `dest` stays as it was."
+    new, dest = Path(new), Path(dest)
+    if not dest.exists(): os.rename(new, dest); return dest
+    if _exchange(new, dest): shutil.rmtree(new, ignore_errors=True); return dest      # `new` holds the old one now
+    old = dest.with_name(f".{dest.name}.old-{secrets.token_hex(4)}")
+    os.rename(dest, old)
+    try: os.rename(new, dest)
+    except OSError: os.rename(old, dest); raise
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
 
 # %% ../nbs/00_core.ipynb #8fb71eba
 import pandas as pd

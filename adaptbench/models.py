@@ -175,7 +175,8 @@ def _gguf_cache_dir(gguf:Path, cache_dir:Path) -> Path:
 def _save_dequantised(model, tok, dest:Path):
     "Save a GGUF-loaded model as plain safetensors, atomically (a temp folder renamed into place)."
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
+    tmp = dest.parent/f".{dest.name}-{os.getpid()}-{os.urandom(4).hex()}"
+    tmp.mkdir()                                  # mode 0777 less the umask (`mkdtemp`'s 0700 would hide a shared cache)
     try:
         quant = getattr(model.config, "quantization_config", None)
         if quant is not None: del model.config.quantization_config   # weights are plain tensors now

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .core import AdaptbenchError, atomic_path, atomic_write_json
+from .core import AdaptbenchError, atomic_path, atomic_write_json, replace_dir
 from .decoding import DecodeStep, decode_step, decoder, embed_step, run_blocks
 from .models import ADAPTER_FILES, ADAPTER_MANIFEST, LoadedModel, adapter_sha256, chat_text
 from .tasks import get_task
@@ -241,7 +241,4 @@ def save_adapter(lm:LoadedModel,      # with trained `lora_model` adapters
     atomic_write_json(tmp/ADAPTER_MANIFEST, dict(base=base, sha256=adapter_sha256(tmp), files=list(ADAPTER_FILES),
                                                  params=params, final_loss_last10=final,
                                                  created=time.strftime("%Y-%m-%d %H:%M:%S")))
-    if dest.exists(): dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-    return dest
+    return replace_dir(tmp, dest)                # in one step: never a moment without an adapter folder

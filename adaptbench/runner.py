@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -40,10 +41,13 @@ def ensure_kernel() -> str:
 def _quiet_kernel_warnings():
     "Silence warnings a local run need not show; the kernel's own (its loopback TCP is unencrypted) are silenced by its log level."
     import logging, warnings
+    log, died = logging.getLogger("papermill"), lambda r: "Kernel died" not in r.getMessage()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(unencrypted|not encrypted|insecure).*")
         warnings.filterwarnings("ignore", message=".*Jupyter is migrating its paths.*")
-        yield
+        log.addFilter(died)                     # a dead kernel is reported in one line, naming its cell
+        try: yield
+        finally: log.removeFilter(died)
 
 # %% ../nbs/12b_runner.ipynb #fb6903a1
 def _skip(run:Run) -> Run:
@@ -51,9 +55,78 @@ def _skip(run:Run) -> Run:
     run.skipped = True
     return run
 
+def _code_cells(notebook:Path) -> list[dict]:
+    "The code cells of the executed notebook at `notebook` (none if papermill did not get to write it)."
+    try: return [c for c in json.loads(notebook.read_text())["cells"] if c.get("cell_type") == "code"]
+    except (OSError, ValueError, KeyError): return []
+
+def _cell_name(cells:list[dict], i:int) -> str:
+    "Cell `i` (0-based among the code cells) as the user sees it, numbered as papermill counts it, with its first line: `cell 3 (t0 = time.time())`."
+    src = cells[i].get("source", "")
+    lines = [l.strip() for l in ("".join(src) if isinstance(src, list) else src).splitlines() if l.strip()]
+    return f"cell {i + 1}" + (f" ({lines[0][:60]})" if lines else "")
+
+def _dead_cell(cells:list[dict]) -> str:
+    "Where a kernel died: in the last cell papermill started, or before the first one."
+    started = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    return f"in {_cell_name(cells, started[-1])}" if started else "before its first cell ran"
+
+def _unfinished(run:Run, cells:list[dict]) -> str|None:
+    "Why an execution papermill reports as successful did not complete `run`, or None: a cell stopped early, cells never ran, no table."
+    for i, c in enumerate(cells):
+        if c.get("metadata", {}).get("papermill", {}).get("status") != "completed":
+            err = next((o for o in c.get("outputs", []) if o.get("output_type") == "error"), None)
+            if err:
+                what = f"{err.get('ename')}: {err.get('evalue')}" if err.get("evalue") else err.get("ename")
+                return (f"stopped in {_cell_name(cells, i)}: {what}, before its last cell; a run is complete only "
+                        "when its notebook runs to the end (remove the exit; raise an error to fail the run)")
+            return f"stopped before {_cell_name(cells, i)}: the cells from there on never ran"
+    if not cells: return "was not saved by papermill"
+    if not run.tables(): return ("ran to its end but wrote no table; a study's outputs are the tables it writes through "
+                                 "its run (run.write_table), and a complete run has at least one")
+    return None
+
+def _execute(study:str, path:Path, params:dict, run:Run, kernel_name:str|None, progress:bool, log_output:bool,
+             kept:str=""):
+    "Execute `study` into `run`'s folder, then check it completed; mark the run and raise on any failure."
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+    t0, out = time.time(), run.dir/"notebook.ipynb"
+    run.mark("running", reset=True, pid=os.getpid(), started=dt.datetime.now().isoformat(timespec="seconds"))
+    try:
+        with _quiet_kernel_warnings():
+            pm.execute_notebook(str(path), str(out), parameters=dict(params, run_dir=str(run.dir)),
+                                kernel_name=kernel_name or ensure_kernel(), progress_bar=progress,
+                                cwd=str(path.parent), log_output=log_output,
+                                extra_arguments=[] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
+    except BaseException as e:
+        seconds = round(time.time() - t0, 1)
+        if isinstance(e, KeyboardInterrupt) or getattr(e, "ename", "") == "KeyboardInterrupt":
+            run.mark("interrupted", seconds=seconds)
+            raise KeyboardInterrupt(f"{study}: run {run.id} interrupted after {seconds} s; "
+                                    f"{kept or 'run it again to start it afresh'}: {run.dir}") from None
+        if isinstance(e, DeadKernelError) or (isinstance(e, RuntimeError) and "Kernel died" in str(e)):
+            where = _dead_cell(_code_cells(out))
+            run.mark("failed", error=f"the kernel died {where}", seconds=seconds)
+            raise StudyFailedError(f"study {study!r} failed: the kernel died {where} (the notebook's process exited "
+                                   f"without an error: os._exit, a crash in native code, or killed, e.g. for memory); "
+                                   f"{kept or 'run it again to retry'}. Executed notebook: {run.dir}") from None
+        tb = "".join(traceback.format_exception(e)) if not isinstance(e, pm.PapermillExecutionError) else \
+             f"{e.ename}: {e.evalue}\n" + "\n".join(e.traceback)
+        run.mark("failed", error=f"{type(e).__name__}: {getattr(e, 'evalue', e)}", traceback=tb, seconds=seconds)
+        if isinstance(e, pm.PapermillExecutionError):
+            raise StudyFailedError(f"study {study!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
+                                   f"{kept + '. ' if kept else ''}Executed notebook and traceback: {run.dir}") from None
+        raise
+    if why := _unfinished(run, _code_cells(out)):
+        run.mark("failed", error=f"the notebook {why}", seconds=round(time.time() - t0, 1))
+        raise StudyFailedError(f"study {study!r} is not complete: its notebook {why}. "
+                               f"{kept + '. ' if kept else ''}Executed notebook: {run.dir}")
+    run.mark("complete", seconds=round(time.time() - t0, 1))
+
 def run_study(study:str, # name of a notebook in the studies folder
               params:dict|None=None, # parameter overrides (strings are converted to the default's type)
-              force:bool=False, # rerun even if a complete run exists
+              force:bool=False, # rerun even if a complete run exists (built aside; it replaces the run once complete)
               runs_dir=None, # default: the `runs_dir` setting
               progress:bool=True, # papermill's cell progress bar
               kernel_name:str|None=None, # default: a kernel of this environment
@@ -61,36 +134,19 @@ def run_study(study:str, # name of a notebook in the studies folder
               wait:bool=False, # if another process is executing this very run, wait for it (else `RunLockedError`)
              ) -> Run:
     "Execute `study` with `params` through papermill into its run folder; skip it if already complete."
-    import papermill as pm
     path = study_path(study)
     params = resolve_params(study, params)
     run = Run.create(study, params, runs_dir)
     if run.is_complete and not force: return _skip(run)
-    with run_lock(run, wait=wait):
+    with run_lock(run, wait=wait) as lock:
         if run.is_complete and not force: return _skip(run)      # it completed while we waited
-        if force:
-            for sub in ("tables", "figures"): shutil.rmtree(run.dir/sub, ignore_errors=True)
         run.skipped = False
-        t0 = time.time()
-        run.mark("running", reset=True, pid=os.getpid(), started=dt.datetime.now().isoformat(timespec="seconds"))
-        try:
-            with _quiet_kernel_warnings():
-                pm.execute_notebook(str(path), str(run.dir/"notebook.ipynb"), parameters=dict(params, run_dir=str(run.dir)),
-                                    kernel_name=kernel_name or ensure_kernel(), progress_bar=progress,
-                                    cwd=str(path.parent), log_output=log_output,
-                                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
-        except BaseException as e:
-            seconds = round(time.time() - t0, 1)
-            if isinstance(e, KeyboardInterrupt) or getattr(e, "ename", "") == "KeyboardInterrupt":
-                run.mark("interrupted", seconds=seconds)
-                raise KeyboardInterrupt(f"{study}: run {run.id} interrupted after {seconds} s; "
-                                        f"run it again to start it afresh: {run.dir}") from None
-            tb = "".join(traceback.format_exception(e)) if not isinstance(e, pm.PapermillExecutionError) else \
-                 f"{e.ename}: {e.evalue}\n" + "\n".join(e.traceback)
-            run.mark("failed", error=f"{type(e).__name__}: {getattr(e, 'evalue', e)}", traceback=tb, seconds=seconds)
-            if isinstance(e, pm.PapermillExecutionError):
-                raise StudyFailedError(f"study {study!r} failed in cell {e.exec_count}: {e.ename}: {e.evalue}. "
-                                       f"Executed notebook and traceback: {run.dir}") from None
-            raise
-        run.mark("complete", seconds=round(time.time() - t0, 1))
+        if not force:
+            _execute(study, path, params, run, kernel_name, progress, log_output)
+            return run
+        new = run.aside("forced")                                 # the run stays whole until `new` is complete
+        _execute(study, path, params, new, kernel_name, progress, log_output,
+                 kept=f"the run it would replace is kept as it was ({run.dir}); the attempt is in its own folder")
+        (new.dir/".lock").write_text(lock.read_text())           # the folder arrives locked by this process
+        run.replace_with(new)
     return run

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 import adaptbench
-from .core import RunLockedError, StudyError
-from .core import atomic_path, atomic_write_json, get_setting
+from .core import RunLockedError, StudyError, UnreadableRunError, UnreadableRunWarning
+from .core import atomic_path, atomic_write_json, get_setting, replace_dir
 
 # %% auto #0
-__all__ = ['normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'iter_runs', 'list_runs', 'load_results', 'latest_run',
-           'find_run']
+__all__ = ['normalise_params', 'run_id', 'Run', 'lock_holder', 'run_lock', 'scan_runs', 'warn_unreadable', 'iter_runs',
+           'list_runs', 'load_results', 'latest_run', 'find_run']
 
 # %% ../nbs/12_runs.ipynb #8cfaa685
 def normalise_params(params:dict) -> dict:
@@ -44,35 +47,67 @@ def run_id(study:str, params:dict, version:str|None=None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 # %% ../nbs/12_runs.ipynb #48d54663
+def _read_json(p:Path) -> dict:
+    "The JSON object stored in `p`; `FileNotFoundError` if there is none, `ValueError` saying what is wrong otherwise."
+    text = p.read_text()
+    if not text.strip(): raise ValueError(f"{p.name} is empty")
+    try: obj = json.loads(text)
+    except ValueError as e: raise ValueError(f"{p.name} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict): raise ValueError(f"{p.name} holds a {type(obj).__name__}, not a JSON object")
+    return obj
+
+def _first_line(e:Exception, path:Path) -> str:
+    "The first line of `e`'s message, without the quoted `path` it names (the caller names it)."
+    return str(e).splitlines()[0].replace(f" '{path}'", "").replace(f"'{path}'", "the file")
+
+def _read_meta(d:Path) -> dict:
+    "The contents of run folder `d`'s params.json; `UnreadableRunError` saying why if it is missing or damaged."
+    try: meta = _read_json(d/"params.json")
+    except FileNotFoundError: why = "no params.json"
+    except (ValueError, OSError) as e: why = str(e)
+    else:
+        if isinstance(meta.get("study"), str) and isinstance(meta.get("params"), dict): return meta
+        why = "params.json has no study or no params"
+    raise UnreadableRunError(f"run folder {d} is unreadable: {why}; delete it, or run its study again", why)
+
 class Run:
     "One run of a study: its folder, parameters, status, tables and figures."
-    def __init__(self, study:str, params:dict, dir:str|Path):
+    def __init__(self, study:str, params:dict, dir:str|Path,
+                 id:str|None=None, # the run id (default: the folder's name)
+                ):
         self.study, self.params, self.dir = study, normalise_params(params), Path(dir)
-        self.id = self.dir.name
+        self.id = id or self.dir.name
 
     @classmethod
     def create(cls, study:str, params:dict, runs_dir=None,
                interactive:bool=False, # a notebook run by hand: its own folder under `<study>/_interactive/`
               ) -> "Run":
-        "The run of `study` with `params` under `runs_dir` (default: the `runs_dir` setting); writes params.json."
+        "The run of `study` with `params` under `runs_dir` (default: the `runs_dir` setting); writes params.json (anew if damaged)."
         params = normalise_params(params)
         root = Path(get_setting("runs_dir", runs_dir))/study
-        d = (root/"_interactive" if interactive else root)/run_id(study, params)
-        run = cls(study, params, d)
-        if not (d/"params.json").exists():
-            atomic_write_json(d/"params.json", dict(study=study, version=adaptbench.__version__, params=params))
+        rid = run_id(study, params)
+        run = cls(study, params, (root/"_interactive" if interactive else root)/rid)
+        try: _read_meta(run.dir)
+        except UnreadableRunError: run._write_meta()
         return run
+
+    def _write_meta(self):
+        atomic_write_json(self.dir/"params.json", dict(study=self.study, version=adaptbench.__version__, id=self.id,
+                                                       params=self.params))
 
     @classmethod
     def from_dir(cls, dir:str|Path) -> "Run":
-        "Reopen the run stored in `dir`."
-        meta = json.loads((Path(dir)/"params.json").read_text())
-        return cls(meta["study"], meta["params"], dir)
+        "Reopen the run stored in `dir`; `UnreadableRunError` saying why if its params.json is missing or damaged."
+        meta = _read_meta(Path(dir))
+        return cls(meta["study"], meta["params"], dir, id=meta.get("id"))
 
     @property
     def status(self) -> dict:
-        p = self.dir/"status.json"
-        return json.loads(p.read_text()) if p.exists() else dict(state="new")
+        "The run's status.json (state `new` if it has none, state `unreadable` with the `problem` if it is damaged)."
+        try: s = _read_json(self.dir/"status.json")
+        except FileNotFoundError: return dict(state="new")
+        except (ValueError, OSError) as e: return dict(state="unreadable", problem=str(e))
+        return s if isinstance(s.get("state"), str) else dict(state="unreadable", problem="status.json has no state")
     @property
     def is_complete(self) -> bool: return self.status.get("state") == "complete"
 
@@ -80,7 +115,8 @@ class Run:
              reset:bool=False, # start a fresh status: drop what an earlier execution recorded (its error, traceback)
              **info):
         "Record the run's state with extra `info` (kept across marks of one execution)."
-        atomic_write_json(self.dir/"status.json", dict({} if reset else self.status, state=state, **info,
+        old = {} if reset or self.status["state"] == "unreadable" else self.status
+        atomic_write_json(self.dir/"status.json", dict(old, state=state, **info,
                                                        updated=dt.datetime.now().isoformat(timespec="seconds")))
 
     def table_path(self, name:str) -> Path: return self.dir/"tables"/f"{name}.parquet"
@@ -94,13 +130,37 @@ class Run:
         with atomic_path(self.table_path(name)) as tmp: df.to_parquet(tmp, index=False)
         return self.table_path(name)
 
-    def read_table(self, name:str="results") -> pd.DataFrame: return pd.read_parquet(self.table_path(name))
+    def read_table(self, name:str="results",
+                   columns:list[str]|None=None, # only these columns
+                  ) -> pd.DataFrame:
+        "Table `name` of this run; `FileNotFoundError` if it has none, `UnreadableRunError` if it is damaged."
+        p = self.table_path(name)
+        try: return pd.read_parquet(p, columns=columns)
+        except FileNotFoundError: raise
+        except (ValueError, OSError) as e:          # pyarrow's ArrowInvalid is a ValueError, its ArrowIOError an OSError
+            why = f"table {name!r} is not a readable Parquet file ({_first_line(e, p)})"
+            raise UnreadableRunError(f"run {self.id} of {self.study!r} is unreadable: {why}: {p}; "
+                                     f"run it again with --force (force=True)", why) from None
 
     def save_figure(self, fig, name:str, dpi:int=120) -> Path:
         "Save a matplotlib figure as `figures/<name>.png`, atomically."
         dest = self.dir/"figures"/f"{name}.png"
         with atomic_path(dest) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         return dest
+
+    def aside(self, tag:str="forced") -> "Run":
+        "A new, empty run beside this one (folder `.<id>.<tag>`, same study, parameters and id), where a rerun is built."
+        d = self.dir.with_name(f".{self.id}.{tag}")
+        shutil.rmtree(d, ignore_errors=True)        # what an earlier attempt left
+        d.mkdir(parents=True)
+        run = type(self)(self.study, self.params, d, id=self.id)
+        run._write_meta()
+        return run
+
+    def replace_with(self, new:"Run") -> "Run":
+        "Put the (complete) run `new`, built by `aside`, in this run's place in one step; the old folder is deleted."
+        replace_dir(new.dir, self.dir)
+        return self
 
     def __repr__(self): return f"Run({self.study!r}, {self.id}, {self.status.get('state')}, {self.dir})"
 
@@ -113,17 +173,39 @@ def _pid_alive(pid:int) -> bool:
     try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError): return True   # no /proc (macOS): os.kill has answered
 
-def lock_holder(path:str|Path) -> dict|None:
-    "Who holds the lock file `path` (dict of pid, host, started), or None if nobody does or its process is gone."
-    path = Path(path)
-    try: info = json.loads(path.read_text())
-    except FileNotFoundError: return None
-    except (ValueError, OSError):               # being written this instant, or garbage: stale once old
-        with contextlib.suppress(FileNotFoundError):
-            if time.time() - path.stat().st_mtime < 10: return {}
-        return None
+def _holder(text:str, mtime:float) -> dict|None:
+    "The holder recorded in a lock file's `text` (written at `mtime`): None if its process is gone."
+    try: info = json.loads(text)
+    except ValueError:                          # being written this instant, or garbage: stale once old
+        return {} if time.time() - mtime < 10 else None
+    if not isinstance(info, dict): info = {}
     if info.get("host") != socket.gethostname(): return info
     return info if _pid_alive(int(info.get("pid", -1))) else None
+
+def lock_holder(path:str|Path) -> dict|None:
+    "Who holds the lock file `path` (dict of pid, host, started), or None if nobody does or its process is gone."
+    try:
+        with open(path, "rb") as f: return _holder(f.read().decode(errors="replace"), os.fstat(f.fileno()).st_mtime)
+    except FileNotFoundError: return None
+
+def _take_over(path:Path):
+    """Remove the stale lock `path` so that one process can create it anew.
+
+    Judged and removed under an exclusive `flock` of the run folder, so of several processes that found it stale one
+    removes it and the others find either no lock or the winner's live one; the file is judged through an open handle
+    and removed only while `path` is still that file (its inode cannot be reused while the handle is open)."""
+    guard = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try: f = open(path, "rb")
+        except FileNotFoundError: return        # released or removed meanwhile: try to create it
+        with f:
+            st = os.fstat(f.fileno())
+            if _holder(f.read().decode(errors="replace"), st.st_mtime) is not None: return   # live after all
+            with contextlib.suppress(FileNotFoundError):
+                now = os.stat(path)
+                if (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev): path.unlink()
+    finally: os.close(guard)                    # closing releases the flock
 
 @contextlib.contextmanager
 def run_lock(run:Run, # the run to hold
@@ -135,11 +217,11 @@ def run_lock(run:Run, # the run to hold
     run.dir.mkdir(parents=True, exist_ok=True)
     me = json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), started=dt.datetime.now().isoformat(timespec="seconds")))
     while True:
-        try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try: fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             holder = lock_holder(path)
             if holder is None:                  # stale: its process is gone
-                with contextlib.suppress(FileNotFoundError): path.unlink()
+                _take_over(path)
                 continue
             if not wait:
                 raise RunLockedError(f"{run.study}: run {run.id} is already running (pid {holder.get('pid', '?')} on "
@@ -153,10 +235,35 @@ def run_lock(run:Run, # the run to hold
             if path.read_text() == me: path.unlink()
 
 # %% ../nbs/12_runs.ipynb #0f1f5d24
-def iter_runs(study:str, runs_dir=None):
-    "Every run folder of `study` that has a params.json."
+def scan_runs(study:str, runs_dir=None) -> tuple[list[Run], list[tuple[Path, str]]]:
+    "The readable runs of `study`, and the unreadable ones as (folder, why): params.json missing or damaged, status.json damaged."
     root = Path(get_setting("runs_dir", runs_dir))/study
-    for d in sorted(root.glob("*/params.json")): yield Run.from_dir(d.parent)
+    runs, bad = [], []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if d.name.startswith(("_", ".")) or not d.is_dir(): continue
+        try:
+            if not (d/"params.json").exists() and all(c.name.startswith(".") for c in d.iterdir()): continue
+            run = Run.from_dir(d)
+        except FileNotFoundError: continue          # removed while we looked
+        except UnreadableRunError as e: bad.append((d, e.why)); continue
+        s = run.status
+        if s["state"] == "unreadable": bad.append((d, s["problem"]))
+        else: runs.append(run)
+    return runs, bad
+
+def warn_unreadable(study:str, bad:list[tuple[Path, str]], stacklevel:int=3):
+    "One `UnreadableRunWarning` line naming each skipped run of `study` and why (nothing if `bad` is empty)."
+    if not bad: return
+    what = "; ".join(f"{d} ({why})" for d, why in bad)
+    warnings.warn(UnreadableRunWarning(f"skipped {len(bad)} unreadable run{'s' * (len(bad) > 1)} of {study!r}: {what}. "
+                                       f"Delete {'them' if len(bad) > 1 else 'it'}, or run again with --force", bad),
+                  stacklevel=stacklevel)
+
+def iter_runs(study:str, runs_dir=None):
+    "Every readable run of `study`; unreadable ones are skipped with one warning naming them."
+    runs, bad = scan_runs(study, runs_dir)
+    warn_unreadable(study, bad)
+    yield from runs
 
 def list_runs(study:str, runs_dir=None) -> pd.DataFrame:
     "One row per run of `study`: run id, state, wall seconds, last update, tables, then its parameters."
@@ -170,20 +277,37 @@ def list_runs(study:str, runs_dir=None) -> pd.DataFrame:
 
 def _match(v, want): return v in want if isinstance(want, (list, tuple, set)) else v == want
 
+def _read_parquets(study:str, table:str, runs:list[Run]) -> tuple[pd.DataFrame, list[Run], list[tuple[Path, str]]]:
+    "`table` of every run in `runs` as one DataFrame (DuckDB, by column name), the runs read, and those whose table is damaged."
+    import duckdb
+    con, query = duckdb.connect(), "SELECT * FROM read_parquet(?, union_by_name=true)"
+    paths = lambda rs: [str(r.table_path(table)) for r in rs]
+    try: return con.execute(query, [paths(runs)]).df(), runs, []
+    except duckdb.Error: pass                       # find the damaged files, one by one
+    good, bad = [], []
+    for r in runs:
+        try: con.execute("SELECT * FROM read_parquet(?)", [paths([r])]).df(); good.append(r)
+        except duckdb.Error as e:
+            bad.append((r.dir, f"table {table!r} is not a readable Parquet file ({_first_line(e, r.table_path(table))})"))
+    if not good: return pd.DataFrame(), [], bad
+    try: return con.execute(query, [paths(good)]).df(), good, bad
+    except duckdb.Error as e:
+        raise StudyError(f"the {table!r} tables of {study!r} runs cannot be read as one table: {str(e).splitlines()[0]}") from None
+
 def load_results(study:str, # study name
                  table:str="results", # which table of each run
                  runs_dir=None, # default: the `runs_dir` setting
                  complete_only:bool=True, # only runs whose status is complete
                  **filters, # parameter or column name = value (or list of values)
                 ) -> pd.DataFrame:
-    "One DataFrame of `table` over all (complete) runs of `study`, with the runs' parameters as columns."
-    import duckdb
-    runs = [r for r in iter_runs(study, runs_dir) if r.has_table(table) and (r.is_complete or not complete_only)]
+    "One DataFrame of `table` over all (complete) readable runs of `study`, with the runs' parameters as columns."
+    runs, bad = scan_runs(study, runs_dir)
+    runs = [r for r in runs if r.has_table(table) and (r.is_complete or not complete_only)]
     pkeys = {k for r in runs for k in r.params}
     runs = [r for r in runs if all(_match(r.params.get(k), v) for k, v in filters.items() if k in pkeys)]
+    df, runs, damaged = _read_parquets(study, table, runs) if runs else (pd.DataFrame(), [], [])
+    warn_unreadable(study, bad + damaged)
     if not runs: return pd.DataFrame()
-    con = duckdb.connect()
-    df = con.execute("SELECT * FROM read_parquet(?, union_by_name=true)", [[str(r.table_path(table)) for r in runs]]).df()
     for k, v in filters.items():
         if k in pkeys: continue
         if k not in df.columns: raise KeyError(f"filter {k!r} is neither a parameter of {study!r} runs nor a column of {table!r}")
@@ -197,7 +321,7 @@ def load_results(study:str, # study name
 def _updated(r:Run) -> str: return r.status.get("updated") or ""
 
 def latest_run(study:str, runs_dir=None, complete:bool=True) -> Run:
-    "The most recently updated (complete) run of `study`; `StudyError` if there is none."
+    "The most recently updated (complete) readable run of `study`; `StudyError` if there is none."
     runs = [r for r in iter_runs(study, runs_dir) if r.is_complete or not complete]
     if not runs:
         raise StudyError(f"no {'complete ' if complete else ''}run of {study!r} in {Path(get_setting('runs_dir', runs_dir))/study}; "
@@ -206,7 +330,8 @@ def latest_run(study:str, runs_dir=None, complete:bool=True) -> Run:
 
 def find_run(study:str, which:str, runs_dir=None) -> Run:
     "The run of `study` named by `which`: a run folder, a run id or a unique prefix of one; `StudyError` otherwise."
-    if (Path(which)/"params.json").is_file(): return Run.from_dir(Path(which).resolve())
+    if Path(which).is_dir() and ((Path(which)/"params.json").exists() or (Path(which)/"status.json").exists()):
+        return Run.from_dir(Path(which).resolve())  # `UnreadableRunError` (why) if its params.json is damaged
     runs = list(iter_runs(study, runs_dir))
     hits = [r for r in runs if r.id == which] or [r for r in runs if r.id.startswith(which)]
     if len(hits) == 1: return hits[0]

@@ -145,3 +145,28 @@ def test_literal_lists_name_registered_things_only_and_copy_no_registry():
             if mine & names:
                 assert mine <= names, f"{study}.{name}: [{kind}: {c}] names {sorted(mine - names)}, which @{reg} does not hold"
             assert mine != names, f"{study}.{name}: [{kind}: {c}] copies @{reg} by hand; declare [{kind}: @{reg}]"
+
+
+# --- list parameters: plain items, each once, whatever the list declares; --dry-run and the real run fail alike -----
+@pytest.mark.parametrize("study, name, value, message", [
+    ("reasoning_collapse", "tasks", "[{a: 1}]", "tasks: item {'a': 1} is a mapping, not a plain value; write the items as plain values, e.g. -p tasks "),
+    ("reasoning_collapse", "tasks", "hanoi,hanoi", "tasks: 'hanoi' given twice; list each item once, e.g. -p tasks hanoi"),
+    ("reasoning_collapse", "modes", "[think, [direct]]", "modes: item ['direct'] is a list, not a plain value"),
+    ("train_reasoner", "styles", "direct,direct", "styles: 'direct' given twice"),
+    ("forgetting", "methods", "sft,ewc,sft", "methods: 'sft' given twice; list each item once, e.g. -p methods sft,ewc"),
+    ("plasticity_traps", "mitigations", "[none, {redo: 0.1}]", "mitigations: item {'redo': 0.1} is a mapping"),   # declares nothing
+])
+def test_bad_list_items_fail_at_dry_run_in_one_line(runs_dir, capsys, study, name, value, message):
+    for argv in (["run", study, "-p", name, value, "--dry-run"], ["run", study, "-p", name, value, "--quiet"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not runs_dir.exists()                                           # nothing ran
+
+
+def test_a_sweep_with_a_repeated_item_fails_before_anything_runs(runs_dir, tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("grid:\n  tasks: [[hanoi, addition], [hanoi, hanoi]]\n")
+    assert main(["sweep", "reasoning_collapse", str(spec), "--dry-run"]) == 2
+    assert "sweep parameter set 1" in (err := capsys.readouterr().err) and "'hanoi' given twice" in err
+    assert not runs_dir.exists()

@@ -133,3 +133,81 @@ def test_models_list_and_help_start_here(capsys):
         main(["--help"])
     lines = capsys.readouterr().out.rstrip().splitlines()
     assert lines[-4] == "start here:" and all(l.strip().startswith("adaptbench ") for l in lines[-3:])
+
+
+def truncate(p):
+    p.write_bytes(p.read_bytes()[:len(p.read_bytes()) // 2])
+
+
+DAMAGE = {"table 'results' is not a readable Parquet file": lambda r: truncate(r.table_path("results")),
+          "status.json is empty": lambda r: (r.dir / "status.json").write_text(""),
+          "status.json is not valid JSON": lambda r: (r.dir / "status.json").write_text('{"state": "compl'),
+          "no params.json": lambda r: (r.dir / "params.json").unlink(),
+          "params.json is empty": lambda r: (r.dir / "params.json").write_text(""),
+          "params.json is not valid JSON": lambda r: (r.dir / "params.json").write_text('{"study": "cmp", ')}
+
+
+def stored_cmp_runs(runs_dir):
+    "Three complete `cmp` runs (n = 1, 2, 4), as the study writes them; returns them."
+    runs = []
+    for n in (1, 2, 4):
+        r = Run.create("cmp", dict(lr=0.1, n=n), runs_dir)
+        r.write_table(pd.DataFrame({"method": ["a", "b"], "acc": [n * 0.1, 2 * n * 0.1], "loss": [1 / n, 2 / n]}))
+        r.mark("complete")
+        runs.append(r)
+    return runs
+
+
+def one_warning(err, bad, why):
+    "The stderr of a command that skipped `bad`: one warning line, naming it and why, no traceback."
+    lines = [l for l in err.splitlines() if l.startswith("warning:")]
+    assert len(lines) == 1 and str(bad.dir) in lines[0] and why in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("why", list(DAMAGE))
+def test_one_broken_run_hides_none_of_the_others(cmp_study, runs_dir, capsys, why):
+    *good, bad = stored_cmp_runs(runs_dir)
+    DAMAGE[why](bad)
+    assert main(["results", "cmp", "--format", "csv", "--columns", "n,method,acc"]) == 0
+    out, err = capsys.readouterr()
+    one_warning(err, bad, why)
+    assert sorted(out.splitlines()[1:]) == ["1,a,0.1", "1,b,0.2", "2,a,0.2", "2,b,0.4"]
+    assert main(["compare", "cmp", "--no-figure", "--format", "csv", "--columns", "n,method,acc"]) == 0
+    out, err = capsys.readouterr()
+    one_warning(err, bad, why)
+    assert sorted(out.splitlines()[1:]) == ["1,a,0.1", "1,b,0.2", "2,a,0.2", "2,b,0.4"]
+    if "table" not in why:                                                  # the listing reads no table
+        assert main(["results", "cmp", "--list", "--format", "csv", "--columns", "run_id,n,state"]) == 0
+        out, err = capsys.readouterr()
+        one_warning(err, bad, why)
+        assert sorted(out.splitlines()[1:]) == sorted(f"{r.id},{r.params['n']},complete" for r in good)
+
+
+def test_every_run_broken_still_answers_in_one_line(cmp_study, runs_dir, capsys):
+    runs = stored_cmp_runs(runs_dir)
+    for r in runs: truncate(r.table_path("results"))
+    assert main(["results", "cmp"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped 3 unreadable runs of 'cmp'" in err and "no complete run of 'cmp' has a readable 'results' table" in err
+    assert main(["compare", "cmp"]) == 2
+    err = capsys.readouterr().err
+    assert "skipped 3 unreadable runs" in err and "at least 2 complete runs" in err and "Traceback" not in err
+
+
+def test_the_dashboard_skips_an_unreadable_run_and_names_a_damaged_one(runs_dir, capsys):
+    older = fake_risk_run(runs_dir, splits=3)
+    newer = fake_risk_run(runs_dir, splits=4)
+    (older.dir / "status.json").write_text(json.dumps(dict(state="complete", updated="2020-01-01T00:00:00")))
+    (newer.dir / "status.json").write_text("")                             # the latest is unreadable: the other opens
+    assert main(["dashboard", "risk_controlled_budgets", "--no-open"]) == 0
+    out, err = capsys.readouterr()
+    one_warning(err, newer, "status.json is empty")
+    assert f"run {older.id}" in out
+    truncate(older.table_path("probes"))                                    # the run asked for is damaged: one line
+    assert main(["dashboard", "risk_controlled_budgets", older.id, "--no-open"]) == 2
+    err = capsys.readouterr().err
+    assert "table 'probes' is not a readable Parquet file" in err and older.id in err and "Traceback" not in err, err
+    (newer.dir / "params.json").write_text("{")                             # a folder named on the command line
+    assert main(["dashboard", "risk_controlled_budgets", str(newer.dir), "--no-open"]) == 2
+    assert "params.json is not valid JSON" in capsys.readouterr().err

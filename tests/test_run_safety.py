@@ -2,6 +2,7 @@
 Ctrl-C, `adaptbench results`, and commands typed outside a project."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,3 +159,98 @@ def test_outside_a_project_every_command_says_so(tmp_path):
     for argv in (["studies"], ["results", "smoke"], ["run", "smoke"], ["sweep", "smoke", "x.yaml"]):
         r = subprocess.run(["adaptbench", *argv], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert r.returncode == 2 and "no adaptbench project" in r.stderr and "ADAPTBENCH_ROOT" in r.stderr, r.stderr
+
+
+FLAKY_BODY = ("import os, time, pandas as pd\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+              "from adaptbench.catalogue import current_run\nrun = current_run('flaky', globals())\n"
+              "mode = os.environ.get('FLAKY_MODE', 'ok')\n"
+              "run.write_table(pd.DataFrame({'part': [1]}), 'partial')       # the new run has begun writing\n"
+              "if mode == 'fail': raise RuntimeError('planted failure')\n"
+              "if mode == 'exit': import sys; sys.exit(0)\n"
+              "if mode == 'die': os._exit(1)\n"
+              "if mode == 'sleep': time.sleep(60)\n"
+              "run.save_figure(plt.figure(), 'fig')\n"
+              "run.write_table(pd.DataFrame({'version': [os.environ.get('FLAKY_VERSION', '1')]}))")
+
+
+def snapshot(d):
+    "Every file under `d` (relative path → bytes)."
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_force_keeps_the_run_it_replaces_until_the_new_one_is_complete(studies, runs_dir, capsys, monkeypatch):
+    make_study(studies, "flaky", 'n = 1  # anything\nrun_dir = ""  # set by the runner', FLAKY_BODY)
+    assert main(["run", "flaky", "--quiet"]) == 0
+    (d,) = (runs_dir / "flaky").iterdir()
+    before = snapshot(d)
+    assert {"tables/results.parquet", "figures/fig.png", "status.json"} <= set(before)
+    # a forced rerun that fails in any way leaves the complete run, its tables and figures, byte for byte
+    for mode, rc, message in [("fail", 1, "planted failure"), ("exit", 1, "SystemExit: 0"), ("die", 1, "the kernel died")]:
+        monkeypatch.setenv("FLAKY_MODE", mode)
+        assert main(["run", "flaky", "--force", "--quiet"]) == rc
+        err = capsys.readouterr().err
+        assert message in err and f"the run it would replace is kept as it was ({d})" in err, err
+        assert snapshot(d) == before and load_results("flaky").version.tolist() == ["1"]
+        attempt = d.with_name(f".{d.name}.forced")                      # the failed attempt, for its notebook
+        assert json.loads((attempt / "status.json").read_text())["state"] == "failed"
+    # an interrupted one too; while it runs, readers see the complete run
+    shutil.rmtree(d.with_name(f".{d.name}.forced"))                   # (the next attempt starts afresh anyway)
+    p = subprocess.Popen(["adaptbench", "run", "flaky", "--force", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, preexec_fn=like_a_terminal, env=dict(os.environ, FLAKY_MODE="sleep"))
+    attempt = d.with_name(f".{d.name}.forced")
+    wait_for(lambda: (attempt / "tables" / "partial.parquet").exists())
+    assert load_results("flaky").version.tolist() == ["1"] and main(["results", "flaky", "--list"]) == 0
+    assert "complete" in capsys.readouterr().out
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "kept as it was" in err and "Traceback" not in err, err
+    assert snapshot(d) == before
+    # one that completes takes the run's place, whole, and leaves nothing beside it
+    monkeypatch.setenv("FLAKY_MODE", "ok")
+    monkeypatch.setenv("FLAKY_VERSION", "2")
+    assert main(["run", "flaky", "--force", "--quiet"]) == 0
+    assert load_results("flaky").version.tolist() == ["2"] and json.loads((d / "status.json").read_text())["state"] == "complete"
+    assert sorted(p.name for p in (runs_dir / "flaky").iterdir()) == [d.name]          # no attempt, no old copy
+    assert not (d / ".lock").exists() and (d / "figures" / "fig.png").exists()
+    assert Run.from_dir(d).id == d.name and set(Run.from_dir(d).read_table().run_id) == {d.name}
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+import adaptbench.runs as R
+from adaptbench.core import RunLockedError
+judge = R.lock_holder
+def slow_judge(path):
+    "The judgement of a lock, then a pause before acting on it: the window in which another process acts too."
+    holder = judge(path)
+    if holder is None and Path(path).name == ".lock": time.sleep(0.5)
+    return holder
+R.lock_holder = slow_judge
+run = R.Run.from_dir(sys.argv[1])
+print("ready", flush=True)
+while not Path(sys.argv[2]).exists(): time.sleep(0.002)
+try:
+    with R.run_lock(run):
+        print("won", flush=True)
+        time.sleep(2)
+except RunLockedError:
+    print("locked", flush=True)
+"""
+
+
+@pytest.mark.parametrize("racers", [2, 3])
+def test_racing_for_a_stale_lock_exactly_one_wins(tmp_path, racers):
+    "Processes that all find the same stale lock and take it over at once: exactly one holds the run."
+    import socket
+    run = Run.create("race", {"n": 1}, tmp_path / "runs")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run.dir / ".lock").write_text(json.dumps(dict(pid=int(dead.stdout), host=socket.gethostname())))
+    go = tmp_path / "go"
+    ps = [subprocess.Popen([sys.executable, "-c", RACER, str(run.dir), str(go)], stdout=subprocess.PIPE, text=True)
+          for _ in range(racers)]
+    for p in ps: assert p.stdout.readline().strip() == "ready"
+    go.touch()                                                             # all at once
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in ps)
+    assert outcomes == ["locked"] * (racers - 1) + ["won"], outcomes
+    assert sorted(os.listdir(run.dir)) == ["params.json"]                 # released; nothing left of the stale lock

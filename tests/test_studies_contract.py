@@ -67,7 +67,9 @@ def test_a_rescaled_parameter_keeps_the_cli_id(runs_dir, monkeypatch):
 ])
 def test_parameters_papermill_cannot_see(studies, runs_dir, src, hidden):
     "The public bug replay: papermill's inspection misses these lines; the workbench sees, accepts and injects them."
-    make_study(studies, "blind", src, f"open(run_dir + '/seen.txt', 'w').write(repr({hidden}))")
+    make_study(studies, "blind", src, f"open(run_dir + '/seen.txt', 'w').write(repr({hidden}))\n"
+               "import pandas as pd\nfrom adaptbench.runs import Run\n"        # a complete run writes its table
+               f"Run.from_dir(run_dir).write_table(pd.DataFrame({{'seen': [repr({hidden})]}}))")
     assert papermill_blind_spots("blind") == [hidden]          # what the contract test above would report
     assert hidden in study_parameters("blind")
     run = run_study("blind", {hidden: "k=v"}, progress=False)   # no ParameterError: no parameter 'query'

@@ -85,3 +85,21 @@ def test_a_worker_process_that_dies_is_a_failed_run(picky, runs_dir):
     row = _sweep_job_subprocess(dict(study="picky", params=resolve_params("picky", {}), force=False,
                                      runs_dir=str(runs_dir), bogus=1))
     assert row["state"] == "failed" and "exited with 1" in row["error"] and "bogus" in row["error"]
+
+
+def test_a_sweep_over_damaged_runs_plans_and_repairs_them(picky, runs_dir, tmp_path, capsys):
+    "Sweep status reads every planned run: a damaged status.json is planned as `unreadable` and run again; a damaged params.json is rewritten."
+    spec = write_spec(tmp_path, dict(fixed=dict(label="d"), grid=dict(n=[1, 3])))
+    assert main(["sweep", "picky", str(spec), "--quiet"]) == 0
+    one, three = sorted((d for d in (runs_dir / "picky").iterdir() if d.name != "_sweeps"),
+                        key=lambda d: json.loads((d / "params.json").read_text())["params"]["n"])
+    (one / "status.json").write_text("")
+    (three / "params.json").write_text("{")
+    capsys.readouterr()
+    assert main(["sweep", "picky", str(spec), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 1 already complete" in out and "unreadable" in out
+    df = sweep("picky", spec, progress=False)
+    assert dict(zip(df.n, df.state)) == {1: "complete", 3: "skipped"}    # the unreadable status: not complete, rerun
+    assert json.loads((three / "params.json").read_text())["params"]["n"] == 3     # rewritten
+    assert sorted(load_results("picky").sq) == [1, 9]

@@ -29,7 +29,7 @@ def run_series(run:Run|str|Path) -> pd.DataFrame:
     rows = []
     for p in sorted((run.dir/"tables").glob("units__*.parquet")):
         key = p.stem[len("units__"):]
-        head = pd.read_parquet(p, columns=["mitigation", "seed"]).iloc[:1]
+        head = run.read_table(p.stem, columns=["mitigation", "seed"]).iloc[:1]   # a damaged one: `UnreadableRunError`
         if len(head): rows.append(dict(mitigation=head.mitigation.iloc[0], seed=int(head.seed.iloc[0]), key=key))
     if not rows: raise DashboardError(f"run {run.dir} has no units__* tables: run the plasticity_traps study (it keeps per-unit diagnostics)")
     return pd.DataFrame(rows)
