@@ -127,7 +127,9 @@ def test_preview_applies_cell_options_drops_attributes_and_renders_math():
         _code("#| include: false\nsecret_cell = 1"),
         _code("#| output: false\nprint('x')", dict(output_type="stream", name="stdout", text="HIDDEN-OUTPUT\n")),
         _code("#| slow\n#| code-fold: true\nvisible_code = 2"),
-        _code("#| echo: false\nprint('y')", dict(output_type="stream", name="stdout", text="SHOWN-OUTPUT\n")))
+        _code("#| echo: false\nprint('y')", dict(output_type="stream", name="stdout", text="SHOWN-OUTPUT\n")),
+        _code("Markdown('$\\beta$ [doc](https://h/d){target=\"_blank\"}')", dict(output_type="display_data", metadata={},
+              data={"text/markdown": "$\\beta$ [doc](https://h/d){target=\"_blank\"}", "text/plain": "<Markdown>"})))
     html = check_docs.to_html(nb)
     assert check_docs.page_problems(html) == []
     prose, code = check_docs.visible_text(html)
@@ -135,9 +137,10 @@ def test_preview_applies_cell_options_drops_attributes_and_renders_math():
     assert "SHOWN-OUTPUT" in html and "print('y')" not in code and "show_doc" not in code
     assert "visible_code = 2" in code and "#|" not in code
     assert "<h3" in html and "ShownFunction" in prose and "source" in prose and "target=" not in prose
-    assert html.count("<math") == 4 and 'display="block"' in html             # x_i^2, the fraction, α, δ
+    assert html.count("<math") == 5 and 'display="block"' in html             # x_i^2, the fraction, α, δ, β
     assert "$5 or $10" in prose                                                 # a dollar amount is not math
-    assert "marked" in prose and "{.mark}" not in prose and "Section" in prose and "{#sec" not in prose
+    assert "marked" in prose and "[marked]" not in prose and "{.mark}" not in prose                # a span shows its text
+    assert "Section" in prose and "{#sec" not in prose
     assert '{target="_blank"}' in html and "$code$" in html                     # code is left as written
     assert "cdnjs" not in html and "mathjax" not in html.lower()                # nothing from a CDN
 

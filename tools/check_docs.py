@@ -103,7 +103,8 @@ def _front_matter_to_title_block(nb) -> str | None:
 
 _FENCE = re.compile(r"^(```|~~~)")
 _ATTR_BODY = r"""\s*(?:[.#][A-Za-z][\w-]*|[A-Za-z][\w-]*=(?:"[^"\n]*"|'[^'\n]*'|[^\s}]+))(?:\s+(?:[.#][A-Za-z][\w-]*|[A-Za-z][\w-]*=(?:"[^"\n]*"|'[^'\n]*'|[^\s}]+)))*\s*"""
-_LINK_ATTR = re.compile(r"(\]\([^)\n]*\)|\])\{" + _ATTR_BODY + r"\}")      # [text](url){...}, ![](img){...}, [span]{...}
+_LINK_ATTR = re.compile(r"(\]\([^)\n]*\))\{" + _ATTR_BODY + r"\}")          # [text](url){...}, ![](img){...}
+_SPAN_ATTR = re.compile(r"(?<![\]!])\[([^\[\]\n]*)\]\{" + _ATTR_BODY + r"\}")     # [text]{.class}: a span, shown as its text
 _HEAD_ATTR = re.compile(r"^(#{1,6} .*?)\s*\{" + _ATTR_BODY + r"\}\s*$", re.M)
 _DIV = re.compile(r"^:::+\s*(\{[^}\n]*\}|[\w-]+)?\s*$", re.M)           # Pandoc fenced divs (callouts): fences dropped
 _DMATH = re.compile(r"\$\$(.+?)\$\$", re.S)
@@ -131,6 +132,7 @@ def _prose(md: str, math: _Math) -> str:
     md = _DMATH.sub(lambda m: "\n\n" + math.hold(m[1], True) + "\n\n" if m[0].count("\n") else math.hold(m[1], True), md)
     md = _IMATH.sub(lambda m: math.hold(m[1], False), md)
     md = _LINK_ATTR.sub(r"\1", md)
+    md = _SPAN_ATTR.sub(r"\1", md)
     md = _HEAD_ATTR.sub(r"\1", md)
     return _DIV.sub("", md)
 
@@ -179,6 +181,8 @@ def quarto_view(nb) -> tuple[object, _Math]:
         opts, c.source = cell_options(c.source)
         if opts.get("include") is False: continue
         outputs = [] if opts.get("output") is False else list(c.get("outputs", []))
+        for o in outputs:                                    # markdown outputs: attributes dropped, math rendered
+            if "text/markdown" in o.get("data", {}): o["data"]["text/markdown"] = quarto_markdown(_text(o["data"]["text/markdown"]), math)
         asis = []
         if opts.get("output") == "asis":                    # markdown (and printed text) become the page's markdown
             keep = []
