@@ -181,10 +181,11 @@ def quarto_view(nb) -> tuple[object, _Math]:
         opts, c.source = cell_options(c.source)
         if opts.get("include") is False: continue
         outputs = [] if opts.get("output") is False else list(c.get("outputs", []))
-        for o in outputs:                                    # markdown outputs: attributes dropped, math rendered
-            if "text/markdown" in o.get("data", {}): o["data"]["text/markdown"] = quarto_markdown(_text(o["data"]["text/markdown"]), math)
         asis = []
-        if opts.get("output") == "asis":                    # markdown (and printed text) become the page's markdown
+        if opts.get("output") != "asis":                    # markdown outputs: attributes dropped, math rendered
+            for o in outputs:
+                if "text/markdown" in o.get("data", {}): o["data"]["text/markdown"] = quarto_markdown(_text(o["data"]["text/markdown"]), math)
+        else:                                                # markdown (and printed text) become the page's markdown
             keep = []
             for o in outputs:
                 if o.get("output_type") == "stream": asis.append(_text(o.get("text")))
