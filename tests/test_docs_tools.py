@@ -170,3 +170,12 @@ def test_page_check_names_attribute_text_unrendered_math_and_network_loads():
     assert sorted(set(kinds)) == ["Pandoc/Quarto attribute text", "loads from the network", "unrendered display math",
                                   "unrendered inline math"]
     assert kinds.count("unrendered display math") == 2 and kinds.count("unrendered inline math") == 1
+
+
+def test_decoding_speedup_figure_is_drawn_from_the_committed_tables(tmp_path, capsys):
+    "The home page's decoding figure: tools/plot_decoding_speedups.py redraws it from data/bench/ alone."
+    import plot_decoding_speedups
+    from PIL import Image
+    assert plot_decoding_speedups.main(["--out", str(tmp_path / "s.png")]) == 0
+    assert "lossless rows" in capsys.readouterr().out and Image.open(tmp_path / "s.png").width > 500
+    assert (ROOT / "nbs" / "images" / "decoding_speedups.png").is_file()
