@@ -70,9 +70,11 @@ def plot_comparison(cmp:Comparison, # from `compare_runs`
                     metric:str|None=None, # a metric of `cmp` (default: its first)
                     ax=None):
     """`metric` against the varying parameter (a numeric axis when exactly one numeric parameter varies, else one
-    tick per run named by its parameters), one line per label (e.g. per mechanism). Returns the axes."""
+    tick per run named by its parameters), one line per label (e.g. per mechanism); a violation rate gets its runs'
+    δ, a wrong or premature risk its ε, as labelled lines. Returns the axes."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from adaptbench.viz import integer_axis, ref_line
     if not cmp.metrics: raise StudyError(f"the {cmp.table!r} table of {cmp.study!r} has no numeric column to plot")
     metric = metric or cmp.metrics[0]
     if metric not in cmp.metrics: raise StudyError(f"unknown metric {metric!r}; metrics: {', '.join(cmp.metrics)}")
@@ -92,9 +94,22 @@ def plot_comparison(cmp:Comparison, # from `compare_runs`
         ax.plot(xs.values[o], g[metric].astype(float).values[o], marker="o",
                 label=", ".join(map(str, key)) if cmp.labels else None)
     if ticks is not None: ax.set_xticks(range(len(ticks)), ticks, rotation=20, ha="right", fontsize=8)
-    elif pd.api.types.is_integer_dtype(df[cmp.params[0]]):
-        from matplotlib.ticker import MaxNLocator
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    elif (x.dropna() % 1 == 0).all():                       # an integer dial (n, k, seeds): integer ticks, one per value if one
+        integer_axis(ax, x)
+    # the level the metric is read against, from the runs' parameters: δ for a violation rate, ε for a risk
+    target = next(((p, sym) for key, p, sym in (("violation", "delta", "δ"), ("wrong", "eps_wrong", "ε_wrong"),
+                                                ("premature", "eps_premature", "ε_premature")) if key in metric), None)
+    if target:
+        p, sym = target
+        if p in cmp.same and cmp.same[p] is not None:      # one level for every run: one labelled line
+            ref_line(ax, float(cmp.same[p]), f"{sym} = {cmp.same[p]:g}", color="0.2")
+        elif p in cmp.params:                               # the level varies: each run's own, a dash at its x
+            lv = df.groupby("run_id", sort=False)[p].first().astype(float)
+            xs = x.groupby(df.run_id, sort=False).first().reindex(lv.index)
+            ax.scatter(xs, lv, marker="_", s=500, lw=2, color="0.2", zorder=3, label=f"{sym} of the run")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 0), hi)                         # a rate or risk read from 0, its level kept in view
     ax.set(xlabel=xlabel, ylabel=metric, title=f"{cmp.study}: {metric} ({cmp.table}) across {df.run_id.nunique()} runs")
-    if cmp.labels: ax.legend(title=", ".join(cmp.labels), fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    if cmp.labels or (target and target[0] in cmp.params):
+        ax.legend(title=", ".join(cmp.labels) or None, fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     return ax

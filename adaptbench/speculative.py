@@ -28,12 +28,13 @@ from .lens import fit_tuned_lens, layer_states, lens_corpus, lens_logits, load_t
 from .models import stop_ids   # the one stop-id rule
 
 # %% auto #0
-__all__ = ['DRAFTERS', 'SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts', 'first_token_chisquare',
-           'Drafter', 'register_drafter', 'lookup_draft', 'LookupDrafter', 'confidence_threshold', 'ModelDrafter',
-           'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma', 'HeuristicGamma', 'ExpectedGamma',
-           'as_gamma_rule', 'draft_lengths', 'encode_prompts', 'speculative_generate', 'greedy_reference',
-           'DraftRecords', 'record_drafts', 'replay_drafts', 'layer_acceptance', 'choose_draft_layer',
-           'token_agreement', 'EntropySwitch', 'entropy_switch_generate', 'replay_switch', 'calibrate_switch_threshold']
+__all__ = ['DRAFTERS', 'BENCH_TABLES', 'SpeculativeError', 'tuned_lens_for', 'check_same_tokenizer', 'accept_drafts',
+           'first_token_chisquare', 'Drafter', 'register_drafter', 'lookup_draft', 'LookupDrafter',
+           'confidence_threshold', 'ModelDrafter', 'LayerDrafter', 'expected_tokens', 'best_gamma', 'FixedGamma',
+           'HeuristicGamma', 'ExpectedGamma', 'as_gamma_rule', 'draft_lengths', 'encode_prompts',
+           'speculative_generate', 'greedy_reference', 'DraftRecords', 'record_drafts', 'replay_drafts',
+           'layer_acceptance', 'choose_draft_layer', 'token_agreement', 'EntropySwitch', 'entropy_switch_generate',
+           'replay_switch', 'calibrate_switch_threshold', 'bench_speedups', 'plot_speedups']
 
 # %% ../nbs/08b_speculative.ipynb #3c1fc8fb
 class SpeculativeError(AdaptbenchError, ValueError):
@@ -623,3 +624,65 @@ def calibrate_switch_threshold(small, large,         # `LoadedModel`s sharing a 
     switch = EntropySwitch(thresholds, window)
     rep = replay_switch(small, large, prompts, switch, loss, max_new_tokens, chat, progress)
     return calibrate(rep, eps, delta, p_value="binomial" if loss == "sequence" else "hoeffding_bentkus", fwer="fixed_sequence")
+
+# %% ../nbs/08b_speculative.ipynb #ebc2b609
+BENCH_TABLES = ("decoding_cpu.csv", "decoding_cpu_reasoner.csv", "decoding_cpu_qwen_lookahead.csv", "decoding_cpu_qwen_half.csv",
+                "decoding_cpu_qwen_half_run1.csv", "decoding_cpu_qwen_lean.csv", "decoding_cpu_qwen_lean_run2.csv")
+_FAMILY = (("spec:lookup", "prompt lookup"), ("hf:prompt_lookup", "transformers prompt lookup"),     # ours, then
+           ("spec:layer", "early layer (tuned lens)"), ("hf:early_exit", "transformers early exit"),  # transformers'
+           ("spec:model", "draft model"), ("hf:assistant", "transformers assisted"))                   # counterpart
+_KERNELS = {"mkl": "MKL", "onednn": "oneDNN packed"}
+
+def bench_speedups(folder, # the benchmark folder (`data/bench/`)
+                   names=BENCH_TABLES, # its tables written by `tools/bench_decoding.py`
+                  ) -> pd.DataFrame:
+    "The lossless rows of the decoding benchmark tables: speed-up over `generate` with the same kernels, by setting and drafter family."
+    from pathlib import Path
+    missing = [n for n in names if not (Path(folder)/n).exists()]
+    if missing: raise SpeculativeError(f"no benchmark table {missing} in {folder}: run tools/bench_decoding.py (see its --help)")
+    d = pd.concat([pd.read_csv(Path(folder)/n).assign(table=n) for n in names], ignore_index=True)
+    d["kernels"] = d["kernels"].fillna("mkl") if "kernels" in d else "mkl"
+    d = d[(d.method != "generate") & d.identical.astype(bool)].copy()       # lossless only: entropy switching is not
+    d["drafter"] = [next((f for p, f in _FAMILY if m.startswith(p)), m) for m in d.method]
+    d["setting"] = [f"{m}, {p}, batch {b}, {_KERNELS.get(k, k)}" for m, p, b, k in zip(d.model, d.prompts, d.batch, d.kernels)]
+    return d[["table", "setting", "model", "prompts", "batch", "kernels", "drafter", "method", "gamma", "speedup", "acceptance"]].reset_index(drop=True)
+
+# %% ../nbs/08b_speculative.ipynb #6abed716
+def plot_speedups(d:pd.DataFrame, # from `bench_speedups`
+                  noise:float=0.2, # relative run-to-run noise of one timed run, shaded around 1x
+                  title:str|None=None):
+    "Speed-up over `generate` per setting and drafter family: each row's value, their range and median. Returns the figure."
+    import matplotlib.pyplot as plt
+    from adaptbench.viz import use_style
+    use_style()
+    settings, fams = list(dict.fromkeys(d.setting)), [f for _, f in _FAMILY if f in set(d.drafter)]
+    names = [f for _, f in _FAMILY]
+    colour = {f: f"C{names.index(f) // 2}" if f in names else "0.4" for f in set(d.drafter)}   # a drafter and its
+    ours = {f: not f.startswith("transformers") for f in set(d.drafter)}              # transformers twin: one colour
+    fams += sorted(set(d.drafter) - set(fams))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(settings) + 1.6))
+    ax.axvspan(1 / (1 + noise), 1 + noise, color="0.92", zorder=0)
+    ax.axvline(1.0, color="0.3", ls="--", lw=1.2, label="greedy generate (1x)")     # named in the legend: no room on the line
+    for i, s in enumerate(settings):
+        here = [f for f in fams if ((d.setting == s) & (d.drafter == f)).any()]
+        for j, f in enumerate(here):
+            y = len(settings) - 1 - i + (j - (len(here) - 1) / 2) * 0.18       # families side by side within a setting
+            v = d.speedup[(d.setting == s) & (d.drafter == f)].to_numpy(float)
+            ax.plot([v.min(), v.max()], [y, y], color=colour[f], lw=2, alpha=0.6, ls="-" if ours[f] else ":")
+            ax.scatter(v, np.full(len(v), y), color=colour[f], s=10, alpha=0.7, zorder=3)
+            ax.scatter([np.median(v)], [y], s=50, zorder=4, lw=1.2, label=f if f not in ax.get_legend_handles_labels()[1] else None,
+                       **(dict(color=colour[f], edgecolor="k") if ours[f] else dict(facecolor="white", edgecolor=colour[f])))
+    ax.set_xscale("log", base=2)
+    lo, hi = float(d.speedup.min()), float(d.speedup.max())
+    ticks = [t for t in (0.25, 0.35, 0.5, 0.7, 1, 1.4, 2, 2.8) if lo / 1.2 <= t <= hi * 1.2]
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks]); ax.minorticks_off()
+    ax.set(yticks=range(len(settings)), yticklabels=settings[::-1], ylim=(-0.6, len(settings) - 0.4),
+           xlim=(lo / 1.15, hi * 1.15), xlabel="speed-up over greedy generate, same kernels (log scale)")
+    ax.tick_params(axis="y", labelsize=8)
+    h, l = ax.get_legend_handles_labels()
+    order = sorted(range(len(l)), key=lambda k: fams.index(l[k]) if l[k] in fams else -1)
+    ax.legend([h[k] for k in order], [l[k] for k in order], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+              title=f"lossless method (filled: ours;\nhollow: transformers';\ngrey band: ±{noise:.0%} noise)", title_fontsize=8)
+    ax.set_title(title or "measured lossless decoding speed-ups on a 2-core CPU (data/bench/)", fontsize=10)
+    fig.tight_layout()
+    return fig

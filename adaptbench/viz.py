@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib
 
 # %% auto #0
-__all__ = ['PALETTE', 'use_style']
+__all__ = ['PALETTE', 'use_style', 'integer_axis', 'ref_line']
 
 # %% ../nbs/01_viz.ipynb #38616600
 PALETTE = "colorblind"
@@ -22,3 +22,41 @@ def use_style(context:str="notebook", # seaborn context: paper | notebook | talk
     sns.set_theme(context=context, style="whitegrid", palette=PALETTE)
     matplotlib.rcParams.update({"figure.figsize": (6.4, 3.6), "figure.dpi": 100, "axes.titleweight": "bold",
                                 "axes.spines.top": False, "axes.spines.right": False})
+
+# %% ../nbs/01_viz.ipynb #2d3b3f37
+def integer_axis(ax, # matplotlib axes
+                 values=None, # the integer values shown (None: keep the limits)
+                 axis:str="x", # "x" or "y"
+                ):
+    "Integer ticks only on `axis`; with `values`, limits half a step beyond them, so a single value gets a single tick."
+    from matplotlib.ticker import MaxNLocator
+    if axis not in ("x", "y"): raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    v = [float(x) for x in (values if values is not None else []) if x == x]      # NaN dropped
+    if v: (ax.set_xlim if axis == "x" else ax.set_ylim)(min(v) - 0.5, max(v) + 0.5)
+    # min_n_ticks=1: MaxNLocator(integer=True) alone falls back to fractional ticks when fewer than 2 integers are in view
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    return ax
+
+def ref_line(ax, # matplotlib axes
+             value:float, # where the line is (data units)
+             label:str, # its name and value, e.g. "δ = 0.1"
+             axis:str="y", # "y": a horizontal line at y = value; "x": a vertical line at x = value
+             color="0.25", ls="--", lw:float=1.2,
+             end:str="right", # where the label sits: right | left | outside (beyond the right spine) for a horizontal
+                              # line; top | bottom for a vertical one
+            ):
+    "A reference line (target ε, level δ, chance, budget) labelled on the line itself, inside the axes. Returns the line."
+    if axis == "y":
+        line = ax.axhline(value, color=color, ls=ls, lw=lw)
+        at = dict(right=(1, -3, 2, "right", "bottom"), left=(0, 3, 2, "left", "bottom"), outside=(1, 3, 0, "left", "center"))
+        if end not in at: raise ValueError(f"end must be right, left or outside for a horizontal line, got {end!r}")
+        x, dx, dy, ha, va = at[end]
+        ax.annotate(label, (x, value), xycoords=("axes fraction", "data"), xytext=(dx, dy), textcoords="offset points",
+                    ha=ha, va=va, fontsize=8, color=color)
+    elif axis == "x":
+        line = ax.axvline(value, color=color, ls=ls, lw=lw)
+        top = end != "bottom"
+        ax.annotate(label, (value, 1 if top else 0), xycoords=("data", "axes fraction"), xytext=(-2, -3 if top else 3),
+                    textcoords="offset points", ha="right", va="top" if top else "bottom", rotation=90, fontsize=8, color=color)
+    else: raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    return line

@@ -91,3 +91,91 @@ def test_the_sidebar_lists_every_notebook_once():
     assert sorted(pages) == nbs, f"not in the sidebar: {sorted(set(nbs) - set(pages))}; no such notebook: {sorted(set(pages) - set(nbs))}"
     names = [x["section"] for x in side["website"]["sidebar"]["contents"] if isinstance(x, dict)]
     assert names == ["Studies", "Explanations", "Reference"]
+
+
+# --- the no-Quarto preview (tools/check_docs.py) shows what Quarto would show -------------------------------------
+import check_docs  # noqa: E402
+
+
+def _nb(*cells):
+    import nbformat
+    cells = [dict(c, id=f"c{i}") for i, c in enumerate(cells)]
+    return nbformat.from_dict(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=cells))
+
+
+def _md(s): return dict(cell_type="markdown", id="m", metadata={}, source=s)
+
+
+def _code(s, *outputs): return dict(cell_type="code", id="c", metadata={}, execution_count=1, source=s, outputs=list(outputs))
+
+
+def _show_doc_output(md):
+    return dict(output_type="execute_result", execution_count=1, metadata={},
+                data={"text/markdown": md, "text/plain": "PLAIN-FALLBACK"})
+
+
+def test_preview_applies_cell_options_drops_attributes_and_renders_math():
+    "Known answer: a tiny notebook holding each construct renders clean, and each construct renders as Quarto would."
+    nb = _nb(
+        _md("# Page\n\nInline $x_i^2$ and a price of $5 or $10, display\n\n$$\\frac{a}{b} \\le \\varepsilon$$\n\n"
+            "[source](https://h/x.py#L1){target=\"_blank\" style=\"float:right; font-size:smaller\"} "
+            "[marked]{.mark} ![fig](images/a.png){width=50%}\n\n## Section {#sec .unnumbered}\n\n"
+            "```python\n# a fence keeps $x$ and {target=\"_blank\"} as they are\n```\n\nand `$code$` too"),
+        _code("#| echo: false\n#| output: asis\nshow_doc(f)", _show_doc_output(
+            "---\n\n[source](https://h/f.py#L3){target=\"_blank\" style=\"float:right\"}\n\n### ShownFunction\n\n"
+            "*Returns $\\alpha$ within $$\\delta$$.*")),
+        _code("#| include: false\nsecret_cell = 1"),
+        _code("#| output: false\nprint('x')", dict(output_type="stream", name="stdout", text="HIDDEN-OUTPUT\n")),
+        _code("#| slow\n#| code-fold: true\nvisible_code = 2"),
+        _code("#| echo: false\nprint('y')", dict(output_type="stream", name="stdout", text="SHOWN-OUTPUT\n")),
+        _code("Markdown('$\\beta$ [doc](https://h/d){target=\"_blank\"}')", dict(output_type="display_data", metadata={},
+              data={"text/markdown": "$\\beta$ [doc](https://h/d){target=\"_blank\"}", "text/plain": "<Markdown>"})))
+    html = check_docs.to_html(nb)
+    assert check_docs.page_problems(html) == []
+    prose, code = check_docs.visible_text(html)
+    assert "secret_cell" not in html and "HIDDEN-OUTPUT" not in html and "PLAIN-FALLBACK" not in html
+    assert "SHOWN-OUTPUT" in html and "print('y')" not in code and "show_doc" not in code
+    assert "visible_code = 2" in code and "#|" not in code
+    assert "<h3" in html and "ShownFunction" in prose and "source" in prose and "target=" not in prose
+    assert html.count("<math") == 5 and 'display="block"' in html             # x_i^2, the fraction, α, δ, β
+    assert "$5 or $10" in prose                                                 # a dollar amount is not math
+    assert "marked" in prose and "[marked]" not in prose and "{.mark}" not in prose                # a span shows its text
+    assert "Section" in prose and "{#sec" not in prose
+    assert '{target="_blank"}' in html and "$code$" in html                     # code is left as written
+    assert "cdnjs" not in html and "mathjax" not in html.lower()                # nothing from a CDN
+
+
+@pytest.mark.parametrize("planted, what", [
+    ("#| echo: false\nx = 1", "raw cell directive in shown code"),
+    ("#| output: asis\nshow_doc(f)", "raw cell directive in shown code")])
+def test_a_page_showing_a_raw_directive_fails(planted, what, tmp_path, capsys):
+    "A planted raw directive (a page rendered without applying cell options) fails the check, naming page and snippet."
+    from nbconvert import HTMLExporter
+    html, _ = HTMLExporter().from_notebook_node(_nb(_md("# T"), _code(planted)))
+    problems = check_docs.page_problems(html)
+    assert problems and problems[0].startswith(what) and planted.splitlines()[0] in problems[0]
+    proc = tmp_path / "_proc"; proc.mkdir()
+    bad = _nb(dict(cell_type="raw", metadata={}, source="---\ntitle: T\n---"), _md("leaked: `ok` #| echo: false"))
+    (proc / "bad.ipynb").write_text(json.dumps(bad))
+    with pytest.raises(SystemExit): check_docs.render([proc / "bad.ipynb"], proc, tmp_path / "out")
+    err = capsys.readouterr().err
+    assert "bad.html" in err and "raw cell directive in the text" in err and "#| echo: false" in err
+
+
+def test_page_check_names_attribute_text_unrendered_math_and_network_loads():
+    page = ("<html><head><script src=\"https://cdn.example/mathjax.js\"></script></head><body>"
+            "<p>source{target=\"_blank\" style=\"float:right\"}</p><p>where $$x^2$$ holds and $a_i$ too</p>"
+            "<pre>$$in code$$ {target=</pre><p><code>$x$</code></p></body></html>")
+    kinds = [p.split(":")[0] for p in check_docs.page_problems(page)]
+    assert sorted(set(kinds)) == ["Pandoc/Quarto attribute text", "loads from the network", "unrendered display math",
+                                  "unrendered inline math"]
+    assert kinds.count("unrendered display math") == 2 and kinds.count("unrendered inline math") == 1
+
+
+def test_decoding_speedup_figure_is_drawn_from_the_committed_tables(tmp_path, capsys):
+    "The home page's decoding figure: tools/plot_decoding_speedups.py redraws it from data/bench/ alone."
+    import plot_decoding_speedups
+    from PIL import Image
+    assert plot_decoding_speedups.main(["--out", str(tmp_path / "s.png")]) == 0
+    assert "lossless rows" in capsys.readouterr().out and Image.open(tmp_path / "s.png").width > 500
+    assert (ROOT / "nbs" / "images" / "decoding_speedups.png").is_file()

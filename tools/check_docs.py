@@ -5,9 +5,16 @@
 1. Run nbdev's docs pre-processing (what `nbdev-proc-nbs` does, minus the Quarto install): nbs/nbdev.yml,
    nbs/sidebar.yml and the processed notebooks in _proc/.
 2. Check the site config: _quarto.yml parses, nbs/_quarto.yml is it, every sidebar page exists.
-3. Render every processed notebook to HTML (nbconvert) and check each page: a title, no error outputs,
-   no nbdev directives left in code. Where headless Chromium is present, open each page in it and check the
-   browser sees the title (set ADAPTBENCH_REQUIRE_BROWSER=1 to fail when Chromium is missing).
+3. Render every processed notebook to HTML (nbconvert) as Quarto would show it, and check each page: a title, no
+   error outputs, no nbdev directives left in code. Quarto's cell options are applied, not printed (`#| echo: false`
+   hides the source, `#| output: false` the outputs, `#| include: false` the cell, `#| output: asis` renders a
+   markdown or stream output as markdown: nbdev's show_doc cells; other `#|` lines are dropped from shown code);
+   Pandoc attributes after links, spans and headings (`{target="_blank" ...}`, `{.class}`) are dropped from markdown;
+   math (`$…$`, `$$…$$`) is rendered to MathML on the server (latex2mathml; nothing loads from a CDN: the template's
+   RequireJS, MathJax and Mermaid scripts are left out). A page FAILS when its visible text still shows a raw `#|`
+   directive, attribute text or unrendered math, or when it loads anything from the network; the message names the
+   page and the snippet. Where headless Chromium is present, open each page in it and check the browser sees the
+   title (set ADAPTBENCH_REQUIRE_BROWSER=1 to fail when Chromium is missing).
 4. The home page carries the README: README.md equals what `tools/readme.py` writes from nbs/index.ipynb, and the
    rendered home page shows every `## ` heading of the README.
 5. Every study page shows its reference run: at least one image whose file exists (static check on the rendered
@@ -28,7 +35,6 @@ import yaml
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parent.parent
-os.chdir(ROOT)
 
 
 def fail(msg):
@@ -95,8 +101,171 @@ def _front_matter_to_title_block(nb) -> str | None:
     return None
 
 
+_FENCE = re.compile(r"^(```|~~~)")
+_ATTR_BODY = r"""\s*(?:[.#][A-Za-z][\w-]*|[A-Za-z][\w-]*=(?:"[^"\n]*"|'[^'\n]*'|[^\s}]+))(?:\s+(?:[.#][A-Za-z][\w-]*|[A-Za-z][\w-]*=(?:"[^"\n]*"|'[^'\n]*'|[^\s}]+)))*\s*"""
+_LINK_ATTR = re.compile(r"(\]\([^)\n]*\))\{" + _ATTR_BODY + r"\}")          # [text](url){...}, ![](img){...}
+_SPAN_ATTR = re.compile(r"(?<![\]!])\[([^\[\]\n]*)\]\{" + _ATTR_BODY + r"\}")     # [text]{.class}: a span, shown as its text
+_HEAD_ATTR = re.compile(r"^(#{1,6} .*?)\s*\{" + _ATTR_BODY + r"\}\s*$", re.M)
+_DIV = re.compile(r"^:::+\s*(\{[^}\n]*\}|[\w-]+)?\s*$", re.M)           # Pandoc fenced divs (callouts): fences dropped
+_DMATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+_IMATH = re.compile(r"(?<![\\$\w])\$(?=[^\s$])((?:\\\$|[^$\n])+?)(?<=[^\s\\])\$(?!\d)")   # Pandoc's tex_math_dollars
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
+_PH = "ABMATHPH{}QZ"
+
+
+class _Math:
+    "Math found in a page's markdown, replaced by placeholders and put back as MathML after the markdown is rendered."
+    def __init__(self): self.items = []
+    def hold(self, tex: str, display: bool) -> str:
+        from latex2mathml.converter import convert
+        try: html = convert(tex.strip(), display="block" if display else "inline")
+        except Exception: html = None                       # unrenderable: left as TeX, and the page check names it
+        if html is None: return ("$$" if display else "$") + tex + ("$$" if display else "$")
+        self.items.append(html)
+        return _PH.format(len(self.items) - 1)
+    def restore(self, html: str) -> str:
+        return re.sub(r"ABMATHPH(\d+)QZ", lambda m: self.items[int(m[1])], html)
+
+
+def _prose(md: str, math: _Math) -> str:
+    "Markdown outside code: math to placeholders, Pandoc attributes and fenced-div fences dropped."
+    md = _DMATH.sub(lambda m: "\n\n" + math.hold(m[1], True) + "\n\n" if m[0].count("\n") else math.hold(m[1], True), md)
+    md = _IMATH.sub(lambda m: math.hold(m[1], False), md)
+    md = _LINK_ATTR.sub(r"\1", md)
+    md = _SPAN_ATTR.sub(r"\1", md)
+    md = _HEAD_ATTR.sub(r"\1", md)
+    return _DIV.sub("", md)
+
+
+def quarto_markdown(md: str, math: _Math) -> str:
+    "Markdown as Quarto shows it: code fences and code spans kept as they are; elsewhere see `_prose`."
+    out, buf, fence = [], [], None
+    def flush():
+        text, pos, parts = "\n".join(buf), 0, []
+        for m in _CODE_SPAN.finditer(text):                  # code spans are left alone
+            parts += [_prose(text[pos:m.start()], math), m[0]]; pos = m.end()
+        out.append("".join(parts) + _prose(text[pos:], math)); buf.clear()
+    for line in md.split("\n"):
+        m = _FENCE.match(line.lstrip())
+        if fence is None and m: flush(); fence = m[1]; out.append(line)
+        elif fence is not None:
+            out.append(line)
+            if line.lstrip().startswith(fence): fence = None
+        else: buf.append(line)
+    if buf: flush()
+    return "\n".join(out)
+
+
+def cell_options(source: str) -> tuple[dict, str]:
+    "Quarto's cell options (`#| key: value` lines; a bare `#| flag` is true) and the code with every `#|` line removed."
+    opts, code = {}, []
+    for line in source.split("\n"):
+        m = re.match(r"^\s*#\|\s?(.*)$", line)
+        if not m: code.append(line); continue
+        key, sep, val = m[1].partition(":")
+        try: opts[key.strip()] = yaml.safe_load(val) if sep else True
+        except yaml.YAMLError: opts[key.strip()] = val.strip()
+    return opts, "\n".join(code).strip("\n")
+
+
+def _text(x) -> str: return "".join(x) if isinstance(x, list) else (x or "")
+
+
+def quarto_view(nb) -> tuple[object, _Math]:
+    "The notebook as Quarto would show it (cell options applied, markdown cleaned) and the page's math."
+    math, cells = _Math(), []
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            c.source = quarto_markdown(c.source, math); cells.append(c); continue
+        if c.cell_type != "code": cells.append(c); continue
+        opts, c.source = cell_options(c.source)
+        if opts.get("include") is False: continue
+        outputs = [] if opts.get("output") is False else list(c.get("outputs", []))
+        asis = []
+        if opts.get("output") != "asis":                    # markdown outputs: attributes dropped, math rendered
+            for o in outputs:
+                if "text/markdown" in o.get("data", {}): o["data"]["text/markdown"] = quarto_markdown(_text(o["data"]["text/markdown"]), math)
+        else:                                                # markdown (and printed text) become the page's markdown
+            keep = []
+            for o in outputs:
+                if o.get("output_type") == "stream": asis.append(_text(o.get("text")))
+                elif "text/markdown" in o.get("data", {}): asis.append(_text(o["data"]["text/markdown"]))
+                else: keep.append(o)
+            outputs = keep
+        c.outputs = outputs
+        if opts.get("echo") is False or not c.source.strip():
+            c.metadata.setdefault("tags", []).append("quarto-hide-input")
+        if c.outputs or "quarto-hide-input" not in c.metadata.get("tags", []): cells.append(c)
+        cells += [nbformat.v4.new_markdown_cell(quarto_markdown(a, math)) for a in asis if a.strip()]
+    nb.cells = cells
+    return nb, math
+
+
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def to_html(nb) -> str:
+    "HTML of a notebook as Quarto would show it: no prompts, math as MathML, nothing loaded from the network."
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    nb, math = quarto_view(nb)
+    exporter = HTMLExporter(raw_template=_TEMPLATE, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"quarto-hide-input"}, enabled=True), enabled=True)
+    html, _ = exporter.from_notebook_node(nb)
+    return math.restore(html)
+
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+_BLOCK = {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table", "blockquote",
+          "pre", "br", "hr", "section", "main", "body", "dd", "dt"}
+
+
+def visible_text(html: str) -> tuple[str, str]:
+    "(prose, code-cell sources) of a page as a reader sees it: prose leaves out <pre>, <code>, <math>, scripts and styles."
+    from html.parser import HTMLParser
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True); self.stack, self.prose, self.code = [], [], []
+        def handle_starttag(self, tag, attrs):
+            if tag in _BLOCK: self.prose.append("\n")
+            if tag not in _VOID: self.stack.append((tag, dict(attrs).get("class") or ""))
+        def handle_endtag(self, tag):
+            if tag in _BLOCK: self.prose.append("\n")
+            for i in range(len(self.stack) - 1, -1, -1):
+                if self.stack[i][0] == tag: del self.stack[i:]; break
+        def handle_data(self, data):
+            tags = {t for t, _ in self.stack}
+            if tags & {"script", "style", "head", "title", "math", "svg"}: return
+            if any("jp-InputArea-editor" in c or "sourceCode" in c or "cell-code" in c for _, c in self.stack):
+                self.code.append(data)
+            elif not tags & {"pre", "code"}: self.prose.append(data)
+    p = P(); p.feed(html); p.close()
+    return "".join(p.prose), "".join(p.code)
+
+
+_ATTR_TEXT = re.compile(r"\{\s*(?:[.#][A-Za-z][\w-]*|[A-Za-z][\w-]*=)")
+_REMOTE = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\s(?:src|href)=\"(?:https?:)?//[^\"]+\"", re.I)
+
+
+def page_problems(html: str) -> list[str]:
+    "What a reader of the page would see that Quarto hides or renders: each as 'what: snippet'."
+    prose, code = visible_text(html)
+    found = []
+    def snip(text, m): return " ".join(text[max(0, m.start() - 30):m.end() + 40].split())
+    for m in re.finditer(r"^[ \t]*#\|.*$", code, re.M): found.append(f"raw cell directive in shown code: {m[0].strip()[:70]!r}")
+    for m in re.finditer(r"#\|\s*[\w-]+", prose): found.append(f"raw cell directive in the text: {snip(prose, m)!r}")
+    for m in _ATTR_TEXT.finditer(prose): found.append(f"Pandoc/Quarto attribute text: {snip(prose, m)!r}")
+    for m in re.finditer(r"\$\$", prose): found.append(f"unrendered display math: {snip(prose, m)!r}")
+    for m in _IMATH.finditer(prose): found.append(f"unrendered inline math: {snip(prose, m)!r}")
+    for m in _REMOTE.finditer(html): found.append(f"loads from the network: {m[0][:90]!r}")
+    return found
+
+
 def render(pages: list[Path], cache: Path, out: Path) -> list[tuple[Path, str]]:
-    exporter, done = HTMLExporter(), []
+    done, problems = [], []
     for nb_path in pages:
         raw = json.loads(nb_path.read_text())
         for c in raw["cells"]:                               # drop nbdev's processing marks (not notebook schema)
@@ -109,11 +278,16 @@ def render(pages: list[Path], cache: Path, out: Path) -> list[tuple[Path, str]]:
         if errors: fail(f"{nb_path.name}: saved error output ({errors[0].get('ename')})")
         title = _front_matter_to_title_block(nb)
         if not title: fail(f"{nb_path.name}: no title (a '# Title' markdown cell, which nbdev turns into front matter)")
-        html, _ = exporter.from_notebook_node(nb)
+        html = to_html(nb)
         dest = out / nb_path.relative_to(cache).with_suffix(".html")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(html)
+        problems += [f"{dest.relative_to(out)}: {p}" for p in page_problems(html)]
         done.append((dest, title))
+    if problems:
+        fail(f"{len(problems)} thing(s) on the rendered pages that Quarto would hide or render (fix the notebook, or "
+             "the preview in tools/check_docs.py):\n  " + "\n  ".join(problems[:40]))
+    print("   pages show what Quarto shows: no raw directives, attribute text or unrendered math; nothing from the network")
     return done
 
 
@@ -233,6 +407,7 @@ def browser_check(pages: list[tuple[Path, str]]):
 
 
 if __name__ == "__main__":
+    os.chdir(ROOT)
     check_readme()
     lint_import_cells()
     cache = preprocess()
