@@ -24,8 +24,9 @@ from .runs import Run, normalise_params
 # %% auto #0
 __all__ = ['RESERVED_PARAMS', 'REGISTRIES', 'LIST_SYNTAX', 'studies_dir', 'list_studies', 'study_path', 'Interval',
            'parse_interval', 'Registry', 'registry', 'registry_names', 'Choices', 'parse_choices', 'parse_parameters',
-           'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'format_checks', 'check_params',
-           'resolve_params', 'study_values', 'executed_parameters', 'current_run']
+           'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'format_checks', 'check_specs',
+           'study_presets', 'apply_presets', 'check_params', 'resolve_params', 'study_values', 'executed_parameters',
+           'current_run']
 
 # %% ../nbs/12a_catalogue.ipynb #dfb64045
 RESERVED_PARAMS = {"run_dir"}   # set by the runner
@@ -100,16 +101,18 @@ class Registry:
     about: str              # what it holds, and where it lives
     names_of: Callable      # (*args) → the names, in the registry's own order
     args: str = ""          # what `@name(a,b)` takes; "" means no arguments
+    check: Callable|None = None  # for `[specs: @name]`: item → None, or raises ValueError saying what is wrong
 
 REGISTRIES: dict[str, Registry] = {}
 
 def registry(name:str, # the name declarations write after @
              about:str, # what the registry holds, and where it lives
              args:str="", # what arguments it takes ("": none)
+             check:Callable|None=None, # validates one spec item (`[specs: @name]`), raising ValueError
             ):
     "Decorator: make a function (its arguments → the names) the registry `@name` of declarations."
     def deco(f):
-        REGISTRIES[name] = Registry(name, about, f, args)
+        REGISTRIES[name] = Registry(name, about, f, args, check)
         return f
     return deco
 
@@ -164,6 +167,16 @@ def _activations() -> list[str]:
     from adaptbench.plasticity.nets import ACTIVATIONS
     return list(ACTIVATIONS)
 
+def _check_mitigation(spec:str):
+    from adaptbench.plasticity.mitigations import parse_mitigations
+    parse_mitigations(spec)
+
+@registry("mitigations", "training hooks by spec, 'cbp:1e-4+layernorm' (adaptbench.plasticity.mitigations.MITIGATIONS)",
+          check=_check_mitigation)
+def _mitigations() -> list[str]:
+    from adaptbench.plasticity.mitigations import MITIGATIONS
+    return list(MITIGATIONS)
+
 # %% ../nbs/12a_catalogue.ipynb #2a3b4c5e
 @dataclass(frozen=True)
 class Choices:
@@ -205,7 +218,7 @@ def parse_choices(text:str, # what follows `choices:` or `items:`: `a|b|c`, `@na
     return Choices(registry=m[1], args=args)
 
 # %% ../nbs/12a_catalogue.ipynb #21ac46be
-_MARK = re.compile(r"\[(range):\s*([\[(]?[^\[\]()]*[\])]?)\s*\]|\[(choices|items):([^\]]*)\]|\[(path)\]")
+_MARK = re.compile(r"\[(range):\s*([\[(]?[^\[\]()]*[\])]?)\s*\]|\[(choices|items|specs):([^\]]*)\]|\[(path)\]")
 
 def _declarations(name:str, comment:str) -> tuple[str, dict]:
     "Split a parameter's comment into its help text and its declared checks (`Interval`, `Choices`, path)."
@@ -270,9 +283,63 @@ def format_checks(checks:dict, # the `checks` of a parameter, from `study_parame
     out = []
     for k, v in checks.items():
         if k == "range": out.append(f"[range: {v}]")
-        elif k in ("choices", "items"): out.append(f"[{k}: {v}" + (f" = {'|'.join(v.names())}]" if v.registry else "]"))
+        elif k in ("choices", "items", "specs"): out.append(f"[{k}: {v}" + (f" = {'|'.join(v.names())}]" if v.registry else "]"))
         else: out.append(f"[{k}]")
     return " ".join(out)
+
+# %% ../nbs/12a_catalogue.ipynb #0ffaba1c
+def check_specs(study:str, params:dict, spec:dict|None=None):
+    "Raise one `ParameterError` listing every item of a `[specs: @name]` parameter that the registry's parser refuses."
+    spec, problems = spec or study_parameters(study), []
+    for name, v in params.items():
+        c = spec.get(name, {}).get("checks", {}).get("specs")
+        if c is None: continue
+        reg = REGISTRIES.get(c.registry) if c.registry else None
+        if reg is None or reg.check is None:
+            raise StudyError(f"study {study!r}: [specs: {c}] of {name!r} needs a registry with a spec check; "
+                             f"these have one: {', '.join('@' + k for k, r in REGISTRIES.items() if r.check) or 'none'}")
+        items = v if isinstance(v, list) else [s.strip() for s in str(v).split(",") if s.strip()]
+        if not items: problems.append(f"{name} needs at least one spec of @{c.registry}")
+        for it in items:
+            try: reg.check(str(it))
+            except ValueError as e: problems.append(f"{name}: {str(it)!r}: {e}")
+    if problems: raise ParameterError(f"study {study!r}: " + "; ".join(problems))
+
+def study_presets(study:str) -> dict:
+    "`PRESETS` of `study`'s cell tagged `presets` ({parameter: {value: {name: value} or [under_test, otherwise]}}); {} if none."
+    path = study_path(study)
+    cells = [c for c in json.loads(path.read_text())["cells"] if "presets" in c.get("metadata", {}).get("tags", [])]
+    if not cells: return {}
+    where = f"the presets cell of {path}"
+    src = cells[0]["source"] if isinstance(cells[0]["source"], str) else "".join(cells[0]["source"])
+    try: tree = ast.parse(src)
+    except SyntaxError as e: raise StudyError(f"{where} is not valid Python: {e}") from None
+    if len(cells) > 1 or len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign) or \
+       [getattr(t, "id", None) for t in tree.body[0].targets] != ["PRESETS"]:
+        raise StudyError(f"{study!r} needs one cell tagged 'presets' holding one assignment, PRESETS = {{...}} ({where})")
+    try: presets = ast.literal_eval(tree.body[0].value)
+    except ValueError: raise StudyError(f"{where}: PRESETS must be a literal dict") from None
+    ok = isinstance(presets, dict) and all(isinstance(t, dict) and all(isinstance(v, dict) or (isinstance(v, list) and len(v) == 2)
+                                                                       for v in t.values()) for t in presets.values())
+    if not ok: raise StudyError(f"{where}: PRESETS must map a parameter to {{value: {{name: value}} or [under_test, otherwise]}}")
+    return presets
+
+def apply_presets(study:str, params:dict, # parameter values (converted)
+                  given:set=frozenset(), # names set explicitly: a preset does not overwrite them
+                  spec:dict|None=None) -> dict:
+    "`params` with the chosen preset of each preset parameter written over the parameters not `given`."
+    presets, out = study_presets(study), dict(params)
+    if not presets: return out
+    spec = spec or study_parameters(study)
+    for p, table in presets.items():
+        if p not in spec: raise StudyError(f"presets of study {study!r} are chosen by {p!r}, which it does not declare")
+        if isinstance(table.get(out.get(p)), list): out[p] = table[out[p]][0 if os.environ.get("IN_TEST") else 1]
+        chosen = table.get(out.get(p))
+        if isinstance(chosen, list): raise StudyError(f"preset {p}={out[p]!r} of study {study!r} points at another pair")
+        for k, v in (chosen or {}).items():
+            if k not in spec: raise StudyError(f"preset {p}={out[p]!r} of study {study!r} sets {k!r}, which it does not declare")
+            if k not in given: out[k] = v
+    return out
 
 # %% ../nbs/12a_catalogue.ipynb #942f72bf
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -380,7 +447,8 @@ def resolve_params(study:str, # name of a notebook in the studies folder
             v = _typed_path(v, Path(cwd or Path.cwd()))
         if v in ("", None) and name in DEFAULTS: v = get_setting(name)
         out[name] = v
-    check_params(study, out, spec)
+    out = apply_presets(study, out, set(params), spec)        # a preset's sizes, before anything is checked or hashed
+    check_params(study, out, spec); check_specs(study, out, spec)
     return normalise_params(out)
 
 # %% ../nbs/12a_catalogue.ipynb #10e89709
@@ -389,7 +457,8 @@ def study_values(study:str, # name of a notebook in the studies folder
                 ) -> dict:
     "The resolved, checked parameters of `study` taken from `values`: the names its parameters cell declares."
     spec = study_parameters(study)
-    return resolve_params(study, {k: values[k] for k in spec if k in values and k not in RESERVED_PARAMS})
+    return resolve_params(study, {k: values[k] for k in spec if k in values and k not in RESERVED_PARAMS
+                                  and values[k] != spec[k]["default"]})          # what was set; presets fill the rest
 
 def _literal_assignments(src:str) -> dict|None:
     "name → value if `src` holds nothing but `name = literal` lines (a parameters cell, papermill's injected one), else None."

@@ -72,6 +72,7 @@ class Hook:
     needs_features = False # the trainer must capture unit features every step (ctx.feats)
     anchor = "start"       # where the penalty is 0: 'start' (starting weights) or 'origin' (all weights 0)
     state: tuple = ()      # attribute names holding what the hook accumulates during training
+    valid: dict = {}       # option → its valid values in words ('a number in [0, 1)'); errors name them
 
     @property
     def name(self) -> str:
@@ -95,6 +96,11 @@ class Hook:
         unknown = set(d) - set(self.state)
         if unknown: raise HookError(f"hook {self.name!r} has no state {sorted(unknown)}; was it saved from another hook?")
         for k, v in d.items(): setattr(self, k, v)
+
+    def check_options(self, **ok:bool):
+        "Raise one `HookError` naming every option whose condition is False, with its valid values (`valid`)."
+        bad = [k for k, v in ok.items() if not v]
+        if bad: raise HookError(f"{self.key}: " + "; ".join(f"{k} must be {self.valid.get(k, 'valid')}, got {getattr(self, k)!r}" for k in bad))
 
     def __add__(self, other:Hook) -> Hooks: return Hooks([self, other])
     def __repr__(self): return f"{type(self).__name__}({self.name})"
@@ -157,9 +163,11 @@ def _convert(cls, key, args):
     out = []
     for p, a in zip(sig, args):
         t = type(p.default)
-        if t is bool: out.append({"true": True, "false": False, "1": True, "0": False}[a.lower()])
-        elif t in (int, float, str): out.append(t(a))
-        else: raise HookError(f"option {p.name!r} of hook {key!r} cannot be given in a spec string")
+        if t not in (bool, int, float, str): raise HookError(f"option {p.name!r} of hook {key!r} cannot be given in a spec string")
+        try: out.append({"true": True, "false": False, "1": True, "0": False}[a.lower()] if t is bool else t(a))
+        except (ValueError, KeyError):
+            want = cls.valid.get(p.name) or {bool: "true or false", int: "an integer", float: "a number", str: "text"}[t]
+            raise HookError(f"option {p.name!r} must be {want}, got {a!r}") from None
     return out
 
 def make_hook(key:str, *args, **kw) -> Hook:
@@ -218,14 +226,15 @@ def load_state(hook:Hook, path:str|Path):
 @register("l2")
 class L2(Hook):
     "Penalty (λ/2)‖θ‖² on every trained parameter."
-    anchor = "origin"
-    def __init__(self, lam:float=1e-4): self.lam = lam
+    anchor, valid = "origin", dict(lam="a number ≥ 0")
+    def __init__(self, lam:float=1e-4): self.lam = lam; self.check_options(lam=lam >= 0)
     def penalty(self, ctx): return 0.5 * self.lam * sum((p ** 2).sum() for p in ctx.params.values())
 
 @register("l2init")
 class L2Init(Hook):
     "Penalty (λ/2)‖θ − θ₀‖² toward the starting parameters (L2-SP, Li et al. 2018; Kumar et al. 2023)."
-    def __init__(self, lam:float=1e-3): self.lam = lam
+    valid = dict(lam="a number ≥ 0")
+    def __init__(self, lam:float=1e-3): self.lam = lam; self.check_options(lam=lam >= 0)
     def setup(self, ctx): self.theta0 = {n: p.detach().clone() for n, p in ctx.params.items()}
     def penalty(self, ctx):
         return 0.5 * self.lam * sum(((p - self.theta0[n]) ** 2).sum() for n, p in ctx.params.items())
@@ -233,9 +242,10 @@ class L2Init(Hook):
 @register("snp")
 class ShrinkPerturb(Hook):
     "θ ← λθ + σε, ε ~ N(0, 1), after every step (`at='step'`) or at task boundaries (`at='task'`; Ash & Adams 2020)."
+    valid = dict(shrink="a number in (0, 1] (λ; 1 = no shrinking)", sigma="a number ≥ 0 (σ)", at="'step' or 'task'")
     def __init__(self, shrink:float=0.9999, sigma:float=1e-4, at:str="step"):
-        if at not in ("step", "task"): raise HookError(f"shrink-and-perturb `at` must be 'step' or 'task', got {at!r}")
         self.shrink, self.sigma, self.at = shrink, sigma, at
+        self.check_options(shrink=0 < shrink <= 1, sigma=sigma >= 0, at=at in ("step", "task"))
     @torch.no_grad()
     def _apply(self, ctx):
         ctx.need(self, "gen")

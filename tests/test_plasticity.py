@@ -82,3 +82,44 @@ def test_a_uniform_layer_has_no_dormant_unit(width, norm):
     feat = torch.ones(4, width); feat[:, 0] = 0.05                 # one unit at 5 % of the layer's average activity
     assert dormant_units(feat, 0.1, norm).nonzero().flatten().tolist() == [0]
     if norm == "sum": assert torch.allclose(dormant_scores(torch.ones(4, width), "sum"), torch.full((width,), 1 / width))
+
+
+# --- the study's parameters: presets resolve before the run id, bad mitigation specs fail at --dry-run -------------
+def test_a_bad_mitigation_spec_fails_at_dry_run_naming_the_valid_range(runs_dir, capsys):
+    from adaptbench.cli import main
+    assert main(["run", "plasticity_traps", "-p", "mitigations", "none,cbp:abc,snp:2", "--dry-run"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and not runs_dir.exists()
+    assert "'cbp:abc'" in err and "option 'rho' must be a replacement rate per step in [0, 1)" in err
+    assert "'snp:2'" in err and "shrink must be a number in (0, 1]" in err
+
+
+def test_a_preset_is_stored_as_the_sizes_that_run(runs_dir, capsys, monkeypatch):
+    from adaptbench.catalogue import resolve_params, study_presets
+    from adaptbench.cli import main
+    from adaptbench.runs import run_id
+    monkeypatch.delenv("IN_TEST", raising=False)
+    study = study_presets("plasticity_traps")["scale"]["study"]
+    p = resolve_params("plasticity_traps", {"scale": "study"})
+    assert {k: p[k] for k in study} == study                          # every size of the preset, concrete
+    assert p["n_seeds"] >= 5 and p["ablation_seeds"] >= 5 and {"cbp:1e-4", "cbp:1e-5", "cbp:1e-6"} <= set(p["mitigations"])
+    assert resolve_params("plasticity_traps", {"scale": "study", "n_seeds": "2"})["n_seeds"] == 2   # set explicitly: wins
+    auto = resolve_params("plasticity_traps", {})                     # auto outside nbdev-test: the default preset
+    assert auto["scale"] == "default" and run_id("plasticity_traps", auto) == run_id("plasticity_traps", resolve_params("plasticity_traps", {"scale": "default"}))
+    assert main(["run", "plasticity_traps", "-p", "scale", "tiny", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "n_tasks              3" in out and "'redo:0.1:40'" in out   # --dry-run prints what would run
+
+
+def test_ablation_resets_only_the_picked_units_and_equal_sizes(monkeypatch):
+    "The causal ablation on a tiny stream: equal-size arms, the 'none' arm is the uninterrupted run, flags per layer."
+    from adaptbench.plasticity.train import ablation_effects, causal_ablation
+    s = make_stream("random-labels-digits", n_tasks=3, steps_per_task=30, batch_size=16, seed=0, n_per_task=64)
+    ab, fl = causal_ablation(s, at_task=2, n_after=1, seed=0, width=16, lr=1e-2, optimizer="adamgnt")
+    n = ab.groupby("arm").n_reset.first()
+    assert n["flagged"] == n["random"] == fl.equal_size.sum() and n["flagged_all"] == fl.flagged.sum() and n["none"] == 0
+    assert (fl.equal_size == [min(f, u - f) for f, u in zip(fl.flagged, fl.n_units)]).all()
+    whole = run_config(s, width=16, seed=0, lr=1e-2, optimizer="adamgnt", diag_every=0, progress=False).tasks
+    assert ab[ab.arm.isin(["before", "none"])].online_acc.tolist() == pytest.approx(whole.online_acc.tolist(), abs=1e-9)
+    e = ablation_effects(ab)
+    assert len(e) == 1 and {"flagged_beyond_random", "flagged_all_closed"} <= set(e.columns)

@@ -17,7 +17,7 @@ from ..runs import Run
 
 # %% auto #0
 __all__ = ['STATE_COLORS', 'CLONE_CMAP', 'DashboardError', 'run_series', 'load_series', 'unit_states', 'unit_counts',
-           'counts_text', 'plot_unit_map', 'plot_timeline', 'PlasticityDashboard']
+           'counts_text', 'plot_unit_map', 'plot_timeline', 'run_line', 'PlasticityDashboard']
 
 # %% ../../nbs/13a_plasticity_dashboard.ipynb #d1793be3
 class DashboardError(AdaptbenchError, ValueError):
@@ -47,7 +47,9 @@ def unit_states(units:pd.DataFrame, step:int) -> pd.DataFrame:
     "Per-unit state at `step`: frozen > dormant > cloned > healthy (a frozen clone counts as frozen)."
     u = units[units.step == step].copy()
     if u.empty: raise DashboardError(f"no unit diagnostics at step {step}; steps stored: {sorted(units.step.unique())[:10]}...")
-    u["state"] = np.select([u.frozen, u.dormant, u.clone_group >= 0], ["frozen", "dormant", "cloned"], "healthy")
+    act = u["act_clone_group"] if "act_clone_group" in u else pd.Series(-1, index=u.index)
+    u["any_clone_group"] = np.where(u.clone_group >= 0, u.clone_group, np.where(act >= 0, act + 10_000, -1))   # one shade per group
+    u["state"] = np.select([u.frozen, u.dormant, u.any_clone_group >= 0], ["frozen", "dormant", "cloned"], "healthy")
     return u
 
 def unit_counts(u:pd.DataFrame) -> dict:
@@ -55,15 +57,16 @@ def unit_counts(u:pd.DataFrame) -> dict:
     through the unit), `dormant` (ReDo score ≤ τ — *every* dormant unit, the frozen ones included, as the timeline's
     `dormant_frac`), `dormant_and_frozen`, `cloned` (in a clone group, whatever else), and the exclusive map states
     `only_dormant` (dormant, not frozen) and `healthy`."""
+    act = int((u.act_clone_group >= 0).sum()) if "act_clone_group" in u else 0
     return dict(frozen=int(u.frozen.sum()), dormant=int(u.dormant.sum()), dormant_and_frozen=int((u.dormant & u.frozen).sum()),
-                cloned=int((u.clone_group >= 0).sum()), only_dormant=int((u.state == "dormant").sum()),
+                cloned=int((u.clone_group >= 0).sum()), act_cloned=act, only_dormant=int((u.state == "dormant").sum()),
                 healthy=int((u.state == "healthy").sum()), units=len(u))
 
 def counts_text(u:pd.DataFrame) -> str:
     "One line with the counts of `unit_counts`, the same in the dashboard's status and the unit map's title."
     c = unit_counts(u)
     return (f"{c['frozen']} frozen, {c['dormant']} dormant (ReDo; {c['dormant_and_frozen']} of them frozen too), "
-            f"{c['cloned']} in clone groups, {c['healthy']} healthy of {c['units']} units")
+            f"{c['cloned']} in weight-clone groups, {c['act_cloned']} in activation-clone groups, {c['healthy']} healthy of {c['units']} units")
 
 def plot_unit_map(units:pd.DataFrame, step:int, ax=None, title:str="", colorbar:bool=True):
     """One row per layer, one cell per unit, coloured by state at `step` (frozen; dormant and not frozen; cloned —
@@ -78,9 +81,9 @@ def plot_unit_map(units:pd.DataFrame, step:int, ax=None, title:str="", colorbar:
     blues = plt.get_cmap(CLONE_CMAP)
     for r, layer in enumerate(layers):
         lu = u[u.layer == layer]
-        n_groups = max(1, int(lu.clone_group.max()) + 1)
-        for unit, state, g in zip(lu.unit, lu.state, lu.clone_group):
-            img[r, unit] = blues(g / max(1, n_groups - 1))[:3] if state == "cloned" else to_rgb(STATE_COLORS[state])
+        shade = {g: k for k, g in enumerate(sorted(lu.any_clone_group[lu.any_clone_group >= 0].unique()))}
+        for unit, state, g in zip(lu.unit, lu.state, lu.any_clone_group):
+            img[r, unit] = blues(shade.get(g, 0) / max(1, len(shade) - 1))[:3] if state == "cloned" else to_rgb(STATE_COLORS[state])
     ax = ax or plt.subplots(figsize=(8, 0.8 + 0.5 * len(layers)))[1]
     ax.imshow(img, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(layers)), [f"layer {l}" for l in layers]); ax.set_xlabel("unit"); ax.grid(False)
@@ -94,7 +97,7 @@ def plot_unit_map(units:pd.DataFrame, step:int, ax=None, title:str="", colorbar:
     return ax
 
 def plot_timeline(diag:pd.DataFrame, step:int|None=None, ax=None,
-                  metrics:tuple=("frozen_frac", "dormant_frac", "cloned_frac")):
+                  metrics:tuple=("frozen_frac", "dormant_frac", "cloned_frac", "act_cloned_frac")):
     """Unit-weighted fractions over training steps (variant in the legend), effective rank on a twin axis; cursor at
     `step`. The legend sits below the axes, off the curves."""
     import matplotlib.pyplot as plt
@@ -102,6 +105,7 @@ def plot_timeline(diag:pd.DataFrame, step:int|None=None, ax=None,
     d = diag[diag.layer != "model"]
     for m in metrics:
         s = d[d.metric == m]
+        if s.empty: continue                                          # (a run stored before activation clones)
         v = (s.value * s.n_units).groupby(s.step).sum() / s.n_units.groupby(s.step).sum()
         ax.plot(v.index, v.values, label=f"{m} [{s.variant.iloc[0]}]")
     ax.set(xlabel="step", ylabel="fraction of units", ylim=(0, 1))
@@ -117,6 +121,13 @@ def plot_timeline(diag:pd.DataFrame, step:int|None=None, ax=None,
 def _in_ipython() -> bool:
     from IPython import get_ipython
     return get_ipython() is not None
+
+def run_line(run:Run) -> str:
+    "The sizes a stored run ran with, from its parameters (a preset already resolved into them)."
+    p = run.params
+    if "n_tasks" not in p: return f"run {run.id}"
+    return (f"run {run.id} (scale {p.get('scale', '?')}): {p.get('stream', '?')}, {p['n_tasks']} tasks × {p.get('steps_per_task', '?')} steps, "
+            f"{p.get('n_seeds', '?')} seed(s), {p.get('optimizer', '?')} lr {p.get('lr', '?')}, diagnosed every {p.get('diag_every', '?')} steps")
 
 class PlasticityDashboard:
     "Scrub through a stored plasticity run: diagnostics over time and the unit map at the chosen step."
@@ -174,7 +185,7 @@ class PlasticityDashboard:
         u = unit_states(self.units, step)
         sizes = u[u.clone_group >= 0].groupby(["layer", "clone_group"]).size()
         dv = self.diag[self.diag.metric == "dormant_frac"].variant
-        self.info.value = (f"<b>{self.w_mit.value}</b>, seed {self.w_seed.value}, step {step} (task {int(u.task.iloc[0])}): "
+        self.info.value = (f"<small>{run_line(self.run)}</small><br><b>{self.w_mit.value}</b>, seed {self.w_seed.value}, step {step} (task {int(u.task.iloc[0])}): "
                            f"{counts_text(u)}; clone groups (layer:size) {', '.join(f'{l}:{n}' for (l, _), n in sizes.items()) or 'none'}"
                            f"<br><small>dormant: {dv.iloc[0] if len(dv) else 'ReDo score ≤ τ'}; the map colours frozen units red even when they are dormant too</small>")
         fig, axes = plt.subplots(1, 2, figsize=(14, 4.4), gridspec_kw=dict(width_ratios=[1, 1.4]))

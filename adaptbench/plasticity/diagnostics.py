@@ -20,7 +20,7 @@ from .nets import UnitLayer, find_units
 # %% auto #0
 __all__ = ['FROZEN_TOL', 'DORMANT_NORMS', 'effective_rank', 'stable_rank', 'DiagnosticsError', 'unit_rows', 'capture',
            'act_derivative', 'frozen_units', 'dormant_scores', 'dormant_units', 'active_fraction', 'clone_groups',
-           'clone_groups_by_activation', 'DiagConfig', 'Diagnosis', 'diagnose']
+           'clone_groups_by_activation', 'DiagConfig', 'Diagnosis', 'diagnose', 'flag_units']
 
 # %% ../../nbs/10c_plasticity_diagnostics.ipynb #8acdf31c
 def _svals(F:torch.Tensor) -> torch.Tensor:
@@ -171,14 +171,14 @@ def clone_groups(ul:UnitLayer, atol:float=1e-6, # absolute tolerance on ‖Δ‖
     return _groups(adj)
 
 def clone_groups_by_activation(feat:torch.Tensor, # (N, H) features on the probe batch
-                               thresh:float=0.95, # Pearson correlation above which two units count as clones
+                               thresh:float=0.95, # Pearson correlation at or above which two units count as clones
                               ) -> np.ndarray:
-    "Activation-based clone groups (Joudaki et al.): correlation of probe activations > `thresh`; constant units never."
+    "Activation-based clone groups (Joudaki et al.): correlation of probe activations ρ ≥ `thresh`; constant units never."
     f = feat.double() - feat.double().mean(0)
     sd = f.norm(dim=0)
     ok = sd > 1e-12
     c = (f.T @ f) / (sd[:, None] * sd[None, :]).clamp_min(1e-300)
-    adj = (c > thresh) & ok[:, None] & ok[None, :]
+    adj = (c >= thresh) & ok[:, None] & ok[None, :]
     return _groups(adj)
 
 # %% ../../nbs/10c_plasticity_diagnostics.ipynb #0a86c611
@@ -191,22 +191,24 @@ class DiagConfig:
     dormant_norm: str = "mean"      # score reported: mean (ReDo code) | sum (scores sum to 1) | active<1% (Dohare)
     clone_atol: float = 1e-6        # clone tolerance, absolute (‖Δ‖_∞)
     clone_rtol: float = 1e-4        # clone tolerance, relative
-    clone_corr: float|None = None   # also report activation clones at this correlation (e.g. 0.95); None skips
+    clone_corr: float|None = 0.95   # activation clones: Pearson ρ ≥ this over the probe rows (Joudaki: 0.95); None skips
     rank_mass: float = 0.99         # mass of the mass-variant stable rank
     clones: bool = True             # compute weight clones (O(H²); switch off for huge layers)
 
     def tol(self, kind:str) -> float:
         return self.frozen_tol if self.frozen_tol is not None else FROZEN_TOL.get(kind, 1e-3)
 
-    def variants(self, kind:str="relu") -> dict[str, str]:
+    def variants(self, kind:str="relu", rows:int|None=None, # probe rows the layer was measured on
+                ) -> dict[str, str]:
         "Metric name → its variant and threshold, in words."
+        act = f"activation ρ≥{self.clone_corr:g} over {rows or 'the'} probe rows" if self.clone_corr is not None else ""
         return dict(
             frozen_frac=f"|σ'|≤{self.tol(kind):g} on ≥{self.frozen_frac:.0%} of probe rows",
             dormant_frac=(f"active on <1% of probe rows" if self.dormant_norm == "active<1%" else
                           f"ReDo E|h|≤{self.dormant_tau:g}·layer mean ({DORMANT_NORMS.get(self.dormant_norm, self.dormant_norm)})"),
             cloned_frac=f"in&out weights |Δ|∞≤{self.clone_atol:g}+{self.clone_rtol:g}·|w|∞",
             n_clone_groups=f"in&out weights |Δ|∞≤{self.clone_atol:g}+{self.clone_rtol:g}·|w|∞",
-            act_cloned_frac=f"activation corr>{self.clone_corr}",
+            act_cloned_frac=act, act_n_clone_groups=act,
             erank="Roy-Vetterli exp-entropy", srank_sigma2="Σσ²/σ²max", srank_mass=f"#σ for {self.rank_mass:.0%} of Σσ",
             feature_norm="mean ‖h‖₂ per row", weight_mean_abs="mean |w| incoming", weight_norm="‖W‖₂ incoming",
             grad_norm="‖∇L‖₂ incoming, probe batch", nonfinite="features or incoming weights hold NaN/±inf")
@@ -222,9 +224,11 @@ class Diagnosis:
 
     def table(self, **keys) -> pd.DataFrame:
         "Tidy rows (layer, kind, metric, variant, value) plus any `keys` (step, task, ...) as columns."
-        m = self.layers.melt(id_vars=["layer", "kind", "n_units"], var_name="metric", value_name="value")
-        m = m[m.metric != "clone_group_sizes"]
-        m["variant"] = [self.config.variants(k).get(n, "") for k, n in zip(m.kind, m.metric)]
+        L = self.layers.assign(probe_rows=self.layers.get("probe_rows", 0))
+        m = L.melt(id_vars=["layer", "kind", "n_units", "probe_rows"], var_name="metric", value_name="value")
+        m = m[~m.metric.isin(["clone_group_sizes", "act_clone_group_sizes"])]
+        m["variant"] = [self.config.variants(k, int(r) or None).get(n, "") for k, r, n in zip(m.kind, m.probe_rows, m.metric)]
+        m = m.drop(columns="probe_rows")
         whole = pd.DataFrame([dict(layer="model", kind="", n_units=0, metric=k, value=v, variant="") for k, v in self.model.items()])
         out = pd.concat([m, whole], ignore_index=True)
         for k, v in keys.items(): out[k] = v
@@ -240,6 +244,7 @@ class Diagnosis:
         L, n = self.layers, self.layers.n_units
         w = lambda c: float((L[c] * n).sum() / n.sum()) if c in L else float("nan")
         return dict(frozen_frac=w("frozen_frac"), dormant_frac=w("dormant_frac"), cloned_frac=w("cloned_frac"),
+                    act_cloned_frac=w("act_cloned_frac"),
                     erank=float(L.erank.mean()), srank_mass=float(L.srank_mass.mean()), **self.model)
 
 # %% ../../nbs/10c_plasticity_diagnostics.ipynb #d6a0b2be
@@ -250,8 +255,8 @@ def _finite(*ts) -> bool: return all(bool(torch.isfinite(t.detach()).all()) for 
 
 def _nonfinite_row(ul, want_grad, cfg) -> dict:
     "A layer row for a diverged layer: every metric nan, `nonfinite` = 1."
-    extra = (("grad_norm",) if want_grad else ()) + (("act_cloned_frac",) if cfg.clone_corr is not None else ())
-    return dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=1.0, clone_group_sizes=[],
+    extra = (("grad_norm",) if want_grad else ()) + (("act_cloned_frac", "act_n_clone_groups") if cfg.clone_corr is not None else ())
+    return dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=1.0, clone_group_sizes=[], probe_rows=0,
                 **{k: float("nan") for k in _LAYER_METRICS + extra})
 
 def _nonfinite_units(ul) -> pd.DataFrame:
@@ -293,7 +298,7 @@ def diagnose(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs
         groups = clone_groups(ul, cfg.clone_atol, cfg.clone_rtol) if cfg.clones else np.full(ul.n_units, -1)
         sizes = np.bincount(groups[groups >= 0]).tolist() if (groups >= 0).any() else []
         W = [p.detach() for p in ul.in_params() if p.ndim >= 2]
-        row = dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=0.0,
+        row = dict(layer=ul.name, kind=ul.kind, n_units=ul.n_units, nonfinite=0.0, probe_rows=len(feat),
                    frozen_frac=float(fz.float().mean()), dormant_frac=float(dormant.float().mean()),
                    cloned_frac=float((groups >= 0).mean()), n_clone_groups=len(sizes),
                    clone_group_sizes=sizes, erank=effective_rank(feat), srank_sigma2=stable_rank(feat, "sigma2"),
@@ -306,9 +311,44 @@ def diagnose(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs
         if cfg.clone_corr is not None:
             act_groups = clone_groups_by_activation(feat, cfg.clone_corr)
             row["act_cloned_frac"] = float((act_groups >= 0).mean())
+            row["act_n_clone_groups"] = len(np.unique(act_groups[act_groups >= 0]))
         lrows.append(row)
         urows.append(pd.DataFrame(dict(layer=ul.name, unit=np.arange(ul.n_units), frozen=fz.numpy(), zero_grad_frac=zero_frac.numpy(),
                                        dormant_score=score.numpy(), dormant=dormant.numpy(), clone_group=groups,
                                        mean_abs_act=feat.abs().mean(0).numpy(),
                                        **({} if act_groups is None else dict(act_clone_group=act_groups)))))
     return Diagnosis(pd.DataFrame(lrows), pd.concat(urows, ignore_index=True), whole, cfg)
+
+# %% ../../nbs/10c_plasticity_diagnostics.ipynb #a7884569
+def _redundant(groups:np.ndarray) -> np.ndarray:
+    "Indices of every member of a clone group but its first (lowest index)."
+    return np.array(sorted(j for g in np.unique(groups[groups >= 0]) for j in np.nonzero(groups == g)[0][1:]), dtype=np.int64)
+
+def _first_of_group(groups:np.ndarray, rep:np.ndarray):
+    "Write into `rep` the first member of its group for every redundant member of a clone group (others untouched)."
+    for g in np.unique(groups[groups >= 0]):
+        m = np.nonzero(groups == g)[0]
+        for j in m[1:]:
+            if rep[j] < 0: rep[j] = m[0]
+
+def flag_units(model:nn.Module, x, # probe inputs (tensor, or dict of model kwargs)
+               units:list[UnitLayer]|None=None, config:DiagConfig|None=None,
+              ) -> dict[str, dict[str, np.ndarray]]:
+    """Per layer: `frozen`, `weight_clones` and `act_clones` (redundant members), their union `flagged` (sorted unit
+    indices), `clone_of` ((H,) the group's first member for a redundant clone, else −1) and `feat` (the probe features)."""
+    cfg, units = config or DiagConfig(), units if units is not None else find_units(model)
+    was_training = model.training; model.eval()
+    try: cap, _ = capture(model, x, units)
+    finally: model.train(was_training)
+    out = {}
+    for ul in units:
+        pre, feat = cap[ul.name]["pre"], cap[ul.name]["feat"]
+        fz = frozen_units(act_derivative(ul.act, pre), cfg.tol(ul.kind), cfg.frozen_frac)[0].nonzero().flatten().numpy()
+        wg = clone_groups(ul, cfg.clone_atol, cfg.clone_rtol) if cfg.clones else np.full(ul.n_units, -1)
+        ag = clone_groups_by_activation(feat, cfg.clone_corr) if cfg.clone_corr is not None else np.full(ul.n_units, -1)
+        rep = np.full(ul.n_units, -1, dtype=np.int64)
+        _first_of_group(ag, rep); _first_of_group(wg, rep)
+        wc, ac = _redundant(wg), _redundant(ag)
+        out[ul.name] = dict(frozen=fz, weight_clones=wc, act_clones=ac, clone_of=rep, feat=feat,
+                            flagged=np.union1d(np.union1d(fz, wc), ac).astype(np.int64))
+    return out

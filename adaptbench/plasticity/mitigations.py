@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..hooks import (HOOKS, Hook, HookError, StepContext, L2, L2Init, ShrinkPerturb, register, parse_hooks)
 from .nets import UnitLayer, reinit_incoming, scale_outgoing, reset_optimizer_state
 from .diagnostics import (DiagConfig, diagnose, dormant_units, clone_groups, capture, frozen_units,
-                                               act_derivative)
+                                               act_derivative, flag_units)
 
 # %% auto #0
-__all__ = ['Mitigation', 'MITIGATIONS', 'MitigationError', 'LayerNormArch', 'Activation', 'ContinualBackprop', 'ReDo',
-           'TrapPerturb', 'parse_mitigations', 'arch_options', 'StepContext', 'L2', 'L2Init', 'ShrinkPerturb']
+__all__ = ['Mitigation', 'ABLATION_ARMS', 'MITIGATIONS', 'MitigationError', 'LayerNormArch', 'Activation', 'reset_units',
+           'ContinualBackprop', 'ReDo', 'TrapPerturb', 'ablation_picks', 'parse_mitigations', 'arch_options',
+           'StepContext', 'L2', 'L2Init', 'ShrinkPerturb']
 
 # %% ../../nbs/10d_plasticity_mitigations.ipynb #96db8763
 class MitigationError(HookError):
@@ -40,21 +42,55 @@ class Activation(Hook):
     def __init__(self, act:str="leaky_relu"): self.act, self.arch = act, dict(act=act)
 
 # %% ../../nbs/10d_plasticity_mitigations.ipynb #baf64c35
+@torch.no_grad()
+def _hand_over(ul:UnitLayer, j:int, h:torch.Tensor, # (rows, H) the layer's features on a probe batch
+               rep:int=-1): # a clone of j that takes its contribution over, or -1
+    "Move unit j's contribution to the next layer onto `rep` (least squares h_j ≈ a·h_rep + b) or, without one, its mean onto the bias."
+    out = ul.outgoing
+    if not isinstance(out, nn.Linear) or ul.spatial != 1: return               # (conv maps: no hand-over)
+    w = out.weight[:, j].clone()                                             # (O,)
+    hj = h[:, j].double()
+    if rep >= 0:
+        A = torch.stack([h[:, rep].double(), torch.ones_like(hj)], 1)        # (rows, 2)
+        a, b = torch.linalg.lstsq(A, hj[:, None]).solution.flatten().tolist()
+        out.weight[:, rep] += a * w
+    else: b = float(hj.mean())
+    if out.bias is not None: out.bias += b * w
+
+def reset_units(units:list[UnitLayer], picks:dict, # layer name → unit indices to reset
+                opt:torch.optim.Optimizer|None=None, gen:torch.Generator|None=None,
+                feats:dict|None=None, # layer name → (rows, H) probe features: hand each unit's contribution over first
+                clone_of:dict|None=None, # layer name → (H,) a clone taking over each unit (−1: none), as `flag_units` gives
+               ):
+    """Reset the picked units: fresh incoming, zero outgoing weights, their optimiser state zeroed. With `feats`, each
+    unit first hands its contribution over — to its clone (least squares on the probe) or, lacking one, its probe mean
+    to the next layer's bias — so dead units and exact clones go without changing the function, others keep its mean."""
+    with torch.no_grad():
+        for ul in units:
+            idx = torch.as_tensor(np.asarray(picks.get(ul.name, []), dtype=np.int64))
+            if not idx.numel(): continue
+            if feats is not None:
+                rep = (clone_of or {}).get(ul.name)
+                for j in idx.tolist(): _hand_over(ul, j, feats[ul.name], -1 if rep is None else int(rep[j]))
+            reinit_incoming(ul, idx, gen); scale_outgoing(ul, idx, 0.0); reset_optimizer_state(opt, ul, idx)
+
 def _reset_units(ctx:StepContext, ul:UnitLayer, idx:torch.Tensor):
-    "Fresh incoming, zero outgoing, zeroed optimiser state — for units `idx` of `ul` only."
-    reinit_incoming(ul, idx, ctx.gen); scale_outgoing(ul, idx, 0.0); reset_optimizer_state(ctx.opt, ul, idx)
+    "`reset_units` for units `idx` of `ul` only, with the trainer's optimiser and generator."
+    reset_units([ul], {ul.name: idx}, ctx.opt, ctx.gen)
 
 @register("cbp")
 class ContinualBackprop(Hook):
     "Dohare et al.'s continual backprop: replace mature, low-utility units at rate ρ (see above)."
     needs_features, state = True, ("util", "age", "accum", "replaced")
+    valid = dict(rho="a replacement rate per step in [0, 1) (published: 1e-4 … 1e-6)",
+                 maturity="an integer ≥ 0 (steps; published: 100)", decay="a number in [0, 1) (η; published: 0.99)")
     def __init__(self, rho:float=1e-4, # replacement rate per step (fraction of mature units)
                  maturity:int=100, # units younger than this many steps are never replaced
                  decay:float=0.99, # η of the running utility
                 ):
-        if not 0 <= rho < 1: raise MitigationError(f"replacement rate rho must be in [0, 1), got {rho}")
         self.rho, self.maturity, self.decay = rho, maturity, decay
-        self.name = f"cbp:{rho:g}:{maturity}"
+        self.check_options(rho=0 <= rho < 1, maturity=maturity >= 0, decay=0 <= decay < 1)
+        self.name = f"cbp:{rho:g}:{maturity}" + (f":{decay:g}" if decay != 0.99 else "")
     def setup(self, ctx):
         units = ctx.units
         self.util = {u.name: torch.zeros(u.n_units, dtype=torch.float64) for u in units}
@@ -86,41 +122,44 @@ class ContinualBackprop(Hook):
 
 @register("redo")
 class ReDo(Hook):
-    "ReDo: every `every` steps, reset the τ-dormant units (τ on the layer-mean scale, ReDo's code) of the current batch."
+    "ReDo: every `every` steps, reset the τ-dormant units (τ on the layer-mean scale, ReDo's code), scored on the probe batch."
     needs_features, state = True, ("n_reset",)
+    valid = dict(tau="a number in [0, 1) (published: 0.1, 0.025)", every="an integer ≥ 1 (steps between resets)")
     def __init__(self, tau:float=0.1, every:int=100):
         self.tau, self.every, self.name = tau, every, f"redo:{tau:g}:{every}"
+        self.check_options(tau=0 <= tau < 1, every=every >= 1)
         self.n_reset = 0
     @torch.no_grad()
     def after_step(self, ctx):
         if (ctx.step + 1) % self.every: return
+        feats = ctx.feats
+        if ctx.probe is not None:                                   # ReDo scores a fixed-size batch (256 in its code)
+            feats = {n: v["feat"] for n, v in capture(ctx.model, ctx.probe[0], ctx.units)[0].items()}
         for ul in ctx.units:
-            idx = dormant_units(ctx.feats[ul.name], self.tau, "mean").nonzero().flatten()
+            idx = dormant_units(feats[ul.name], self.tau, "mean").nonzero().flatten()
             if len(idx): _reset_units(ctx, ul, idx); self.n_reset += len(idx)
 
 @register("trap")
 class TrapPerturb(Hook):
     "Trap-targeted perturbation: every `every` steps, act only on units the diagnostics flag frozen or cloned."
+    valid = dict(every="an integer ≥ 1 (steps)", sigma="a number ≥ 0 (× 1/√fan_in)", frozen_mode="'reinit' or 'perturb'")
     def __init__(self, every:int=100, sigma:float=0.1, # clone noise, in units of 1/√fan_in
                  frozen_mode:str="reinit", # reinit (fresh in, zero out) | perturb (noise on incoming)
-                 config:DiagConfig|None=None, # variants/thresholds of the frozen and clone tests
+                 config:DiagConfig|None=None, # variants/thresholds of the frozen and clone tests (default: DiagConfig())
                 ):
-        if frozen_mode not in ("reinit", "perturb"): raise MitigationError(f"frozen_mode must be 'reinit' or 'perturb', got {frozen_mode!r}")
         self.every, self.sigma, self.frozen_mode, self.config = every, sigma, frozen_mode, config or DiagConfig()
+        self.check_options(every=every >= 1, sigma=sigma >= 0, frozen_mode=frozen_mode in ("reinit", "perturb"))
         self.state = ("n_frozen", "n_cloned")
         self.name = f"trap:{every}:{sigma:g}:{frozen_mode}"
         self.n_frozen = self.n_cloned = 0
     @torch.no_grad()
     def perturb(self, ctx:StepContext, x) -> dict:
-        "Diagnose probe `x` and fix the flagged units now; returns {layer: (frozen idx, perturbed clone idx)}."
-        cap, _ = capture(ctx.model, x, ctx.units)
-        done = {}
+        "Flag the traps on probe `x` and fix them now; returns {layer: (frozen idx, perturbed clone idx)}."
+        flags, done = flag_units(ctx.model, x, ctx.units, self.config), {}
         for ul in ctx.units:
-            fz, _ = frozen_units(act_derivative(ul.act, cap[ul.name]["pre"]), self.config.tol(ul.kind), self.config.frozen_frac)
-            f_idx = fz.nonzero().flatten()
-            groups = torch.as_tensor(clone_groups(ul, self.config.clone_atol, self.config.clone_rtol))
-            c_idx = torch.cat([(groups == g).nonzero().flatten()[1:] for g in groups.unique() if g >= 0] or [torch.zeros(0, dtype=torch.long)])
-            c_idx = c_idx[~torch.isin(c_idx, f_idx)]
+            f = flags[ul.name]
+            f_idx = torch.as_tensor(f["frozen"], dtype=torch.long)
+            c_idx = torch.as_tensor(np.setdiff1d(np.union1d(f["weight_clones"], f["act_clones"]), f["frozen"]), dtype=torch.long)
             if self.frozen_mode == "reinit": _reset_units(ctx, ul, f_idx)
             else: self._noise(ctx, ul, f_idx)
             self._noise(ctx, ul, c_idx)
@@ -135,6 +174,23 @@ class TrapPerturb(Hook):
                 m.weight[idx] += torch.randn((len(idx), *m.weight.shape[1:]), generator=ctx.gen).to(m.weight) * s
     def after_step(self, ctx):
         if (ctx.step + 1) % self.every == 0 and ctx.probe is not None: self.perturb(ctx, ctx.probe[0])
+
+# %% ../../nbs/10d_plasticity_mitigations.ipynb #07059150
+ABLATION_ARMS = ("none", "flagged", "random", "flagged_all", "fresh")
+
+def ablation_picks(flagged:dict, # layer name → flagged unit indices (`flag_units(...)[layer]["flagged"]`)
+                   n_units:dict, # layer name → units in the layer
+                   rng:np.random.Generator, # seeded draws of the subsets
+                  ) -> dict[str, dict[str, np.ndarray]]:
+    "Units each arm resets, per layer: `flagged` and `random` of equal size n = min(|flagged|, |unflagged|), `flagged_all`."
+    out = {a: {} for a in ("flagged", "random", "flagged_all")}
+    for name, H in n_units.items():
+        f = np.asarray(flagged.get(name, []), dtype=np.int64); u = np.setdiff1d(np.arange(H), f)
+        n = min(len(f), len(u))
+        out["flagged_all"][name] = np.sort(f)
+        out["flagged"][name] = np.sort(f if n == len(f) else rng.choice(f, n, replace=False))
+        out["random"][name] = np.sort(rng.choice(u, n, replace=False))
+    return out
 
 # %% ../../nbs/10d_plasticity_mitigations.ipynb #dfca43f5
 MITIGATIONS = HOOKS      # one registry for every training hook: plasticity mitigations and retention methods

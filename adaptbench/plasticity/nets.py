@@ -15,8 +15,8 @@ from torch import nn
 from ..core import AdaptbenchError
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'NetError', 'make_act', 'act_kind', 'make_mlp', 'make_cnn', 'make_net', 'UnitLayer', 'find_units',
-           'reinit_incoming', 'scale_outgoing', 'reset_optimizer_state']
+__all__ = ['ACTIVATIONS', 'NetError', 'make_act', 'act_kind', 'make_mlp', 'make_cnn', 'make_net', 'CausalLM', 'make_tiny_lm',
+           'UnitLayer', 'find_units', 'reinit_incoming', 'scale_outgoing', 'reset_optimizer_state']
 
 # %% ../../nbs/10b_plasticity_nets.ipynb #ef466b73
 class NetError(AdaptbenchError, ValueError):
@@ -87,6 +87,33 @@ def make_net(arch:str, # mlp | cnn
             in_shape = (1, side, side)
         return make_cnn(tuple(in_shape), [16 * 2 ** k for k in range(depth)], width, out_dim, act, layer_norm)
     raise NetError(f"unknown architecture {arch!r}; use 'mlp' or 'cnn'")
+
+# %% ../../nbs/10b_plasticity_nets.ipynb #8112dcb4
+class CausalLM(nn.Module):
+    "A transformers causal LM as a module from token ids to next-token logits; padding (by id) is masked."
+    def __init__(self, lm:nn.Module, pad_id:int):
+        super().__init__()
+        self.lm, self.pad_id = lm, int(pad_id)
+    def forward(self, input_ids:torch.Tensor, # (B, T) token ids
+                attention_mask:torch.Tensor|None=None, # (B, T); default: ids != pad_id
+               ) -> torch.Tensor:             # (B, T, V) logits
+        if attention_mask is None: attention_mask = (input_ids != self.pad_id).long()
+        return self.lm(input_ids=input_ids, attention_mask=attention_mask).logits
+
+def make_tiny_lm(vocab_size:int, pad_id:int, # tokenizer size and its padding id
+                 hidden:int=64, layers:int=2, heads:int=4, # width, blocks, attention heads
+                 mlp_mult:int=4, # MLP units per block = mlp_mult × hidden
+                 max_len:int=256, seed:int|None=None, # initialisation seed (None: the global torch generator)
+                ) -> CausalLM:
+    "A small seeded Llama (transformers) from token ids to logits."
+    from transformers import LlamaConfig, LlamaForCausalLM
+    if hidden % heads: raise NetError(f"hidden width {hidden} must be a multiple of the {heads} heads")
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=mlp_mult * hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_len,
+                      tie_word_embeddings=True, pad_token_id=pad_id, attn_implementation="sdpa")
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None: torch.manual_seed(seed)
+        return CausalLM(LlamaForCausalLM(cfg), pad_id)
 
 # %% ../../nbs/10b_plasticity_nets.ipynb #050359e6
 @dataclass

@@ -16,8 +16,8 @@ import torch
 from ..core import AdaptbenchError
 
 # %% auto #0
-__all__ = ['STREAMS', 'StreamError', 'StreamBatch', 'TaskStream', 'digits_data', 'synthetic_data', 'load_data', 'PermutedStream',
-           'LabelStream', 'BitFlipStream', 'make_stream']
+__all__ = ['LETTER_TASKS', 'STREAMS', 'StreamError', 'StreamBatch', 'TaskStream', 'TaskWindow', 'digits_data', 'synthetic_data',
+           'load_data', 'PermutedStream', 'LabelStream', 'BitFlipStream', 'TokenStream', 'make_stream']
 
 # %% ../../nbs/10a_plasticity_streams.ipynb #84248ef2
 class StreamError(AdaptbenchError, ValueError):
@@ -61,7 +61,7 @@ class TaskStream:
         if not 0 <= i < self.n_tasks: raise StreamError(f"task {i} out of range: this stream has tasks 0..{self.n_tasks - 1}")
         if i not in self._cache:
             X, y = self._make_task(i)
-            X, y = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
+            X, y = torch.as_tensor(X, dtype=torch.long if self.kind == "tokens" else torch.float32), torch.as_tensor(y)
             y = y.long() if self.n_classes is not None else y.float()
             if len(X) != len(y) or len(X) == 0: raise StreamError(f"task {i}: X has {len(X)} rows, y has {len(y)}; need equal and > 0")
             self._cache = {i: (X, y)}          # keep one task: streams can be long
@@ -102,6 +102,13 @@ class TaskStream:
             for k, (x, y) in enumerate(batches):
                 yield StreamBatch(x, y, i, step, k, k == 0); step += 1
 
+    def window(self, lo:int, # first task of the window
+               hi:int, # one past its last task
+              ) -> "TaskWindow":
+        "Tasks `lo`..`hi`−1 as a stream of their own: the same pools, batches and probes as in this stream."
+        if not 0 <= lo < hi <= self.n_tasks: raise StreamError(f"window [{lo}, {hi}) must lie inside tasks 0..{self.n_tasks - 1} and hold one")
+        return TaskWindow(self, lo, hi)
+
     @classmethod
     def from_tasks(cls, tasks:list[tuple], # one (X, y) pool per task
                    steps_per_task:int, batch_size:int=32, seed:int=0,
@@ -114,6 +121,24 @@ class TaskStream:
     def __repr__(self):
         return (f"{type(self).__name__}({self.name!r}: {self.n_tasks} tasks × {self.steps_per_task} steps × "
                 f"batch {self.batch_size}, {self.kind}, seed {self.seed})")
+
+# %% ../../nbs/10a_plasticity_streams.ipynb #378a2e28
+class TaskWindow(TaskStream):
+    "Tasks lo..hi−1 of a parent stream, task i here being task lo + i there (`TaskStream.window`)."
+    def __init__(self, parent:TaskStream, lo:int, hi:int):
+        self.parent, self.lo = parent, int(lo)
+        super().__init__(lambda i: parent.task_data(self.lo + i), hi - lo, parent.steps_per_task, parent.batch_size,
+                         parent.seed, parent.n_classes, f"{parent.name}[{lo}:{hi}]")
+        self.kind = parent.kind
+    def _at(self, i:int) -> int:
+        if not 0 <= i < self.n_tasks: raise StreamError(f"task {i} out of range: this window has tasks 0..{self.n_tasks - 1}")
+        return self.lo + i
+    def task_data(self, i): return self.parent.task_data(self._at(i))
+    def batches(self, i): return self.parent.batches(self._at(i))
+    def probe(self, i, n=256): return self.parent.probe(self._at(i), n)
+    def __getattr__(self, k):                        # the parent's own attributes (a token stream's tokenizer, ...)
+        if k == "parent": raise AttributeError(k)
+        return getattr(self.parent, k)
 
 # %% ../../nbs/10a_plasticity_streams.ipynb #9b3d1267
 def digits_data() -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +248,80 @@ class BitFlipStream(TaskStream):
         rng = _rng(self.seed, 6, i)
         for _ in range(self.steps_per_task): yield self._sample(i, self.batch_size, rng)
 
+# %% ../../nbs/10a_plasticity_streams.ipynb #04966b72
+LETTER_TASKS = ("reverse", "sort", "uppercase", "double", "first_last")
+
+def _cipher(rng:np.random.Generator) -> dict[str, str]:
+    "A random substitution of a–z (case kept) and of 0–9."
+    lo, dg = list("abcdefghijklmnopqrstuvwxyz"), list("0123456789")
+    m = dict(zip(lo, rng.permutation(lo))); m.update({k.upper(): v.upper() for k, v in m.items()})
+    m.update(zip(dg, rng.permutation(dg)))
+    return m
+
+class TokenStream(TaskStream):
+    "Registry string tasks as token sequences, switching every `steps_per_task` steps; optionally a fresh answer cipher per task."
+    def __init__(self, tasks:str|list=LETTER_TASKS, # registry task names, visited in turn ('reverse,sort' or a list)
+                 n_tasks:int=10, steps_per_task:int=100, batch_size:int=32, seed:int=0,
+                 n_per_task:int|None=512, # instances per task (None: 512)
+                 cipher:bool=True,        # a fresh letter/digit substitution on each task's answers
+                 tokenizer=None,          # default: models.byte_tokenizer()
+                 answers:str="task",      # task: the task's answers | random: one random letter per question, fresh every task
+                ):
+        from adaptbench.tasks import get_task
+        from adaptbench.models import byte_tokenizer
+        self.task_names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+        if not self.task_names: raise StreamError("TokenStream needs at least one registry task")
+        bad = [t for t in self.task_names if getattr(_try_task(get_task, t), "kind", None) != "string"]
+        if bad: raise StreamError(f"TokenStream takes registry tasks of kind 'string'; not one: {', '.join(bad)}")
+        if answers not in ("task", "random"): raise StreamError(f"answers must be 'task' or 'random', got {answers!r}")
+        self.tokenizer, self.cipher, self.n_per_task = tokenizer or byte_tokenizer(), bool(cipher), int(n_per_task or 512)
+        self.answers = answers
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        super().__init__(self._make, n_tasks, steps_per_task, batch_size, seed, len(self.tokenizer),
+                         f"tokens-{'+'.join(self.task_names)}{'-random' if answers == 'random' else '-cipher' if cipher else ''}")
+        self.kind = "tokens"
+
+    def task_name(self, i:int) -> str: return self.task_names[i % len(self.task_names)]
+
+    def _make(self, i:int):
+        import random
+        from adaptbench.tasks import get_task
+        T, rng = get_task(self.task_name(i)), _rng(self.seed, 7, i)
+        enc = _cipher(rng) if self.cipher and self.answers == "task" else {}
+        prng = random.Random(int((_rng(self.seed, 8, self.task_names.index(self.task_name(i))) if self.answers == "random" else rng).integers(1 << 31)))
+        labels = rng.choice(list("abcdefghijklmnopqrstuvwxyz"), self.n_per_task)   # (answers='random') fresh every task
+        rows = []
+        for r in range(self.n_per_task):
+            inst = T.instance(T.study_n(prng), seed=prng.randrange(1 << 30))
+            head, _, value = T.format_answer(T.solve(inst)).partition("answer = ")
+            value = labels[r] if self.answers == "random" else "".join(enc.get(c, c) for c in value.replace(" ", ""))
+            q = self.tokenizer(T.prompt(inst, "direct")[-1]["content"] + "\nanswer = ", add_special_tokens=False)["input_ids"]
+            a = self.tokenizer(value + "\n", add_special_tokens=False)["input_ids"]
+            rows.append((q, a))
+        L = max(len(q) + len(a) for q, a in rows)
+        X = np.full((len(rows), L), self.pad_id, dtype=np.int64); Y = np.full((len(rows), L), -100, dtype=np.int64)
+        for r, (q, a) in enumerate(rows):
+            X[r, :len(q) + len(a)] = q + a; Y[r, len(q):len(q) + len(a)] = a
+        return X, Y
+
+    @property
+    def in_dim(self) -> int: return len(self.tokenizer)
+    @property
+    def out_dim(self) -> int: return len(self.tokenizer)
+
+    def probe(self, i:int, n:int=256):
+        "The first `n` sequences of task `i` as model kwargs (ids and attention mask), and their labels."
+        X, y = self.task_data(i)
+        return dict(input_ids=X[:n], attention_mask=(X[:n] != self.pad_id).long()), y[:n]
+
+    def decode(self, ids:torch.Tensor) -> str:
+        "Text of one row of ids, padding dropped."
+        return self.tokenizer.decode([int(t) for t in ids if int(t) != self.pad_id])
+
+def _try_task(get_task, name):
+    try: return get_task(name)
+    except Exception: return None
+
 # %% ../../nbs/10a_plasticity_streams.ipynb #1dd18b70
 STREAMS = {
     "permuted-digits": lambda **kw: PermutedStream("digits", **kw),
@@ -231,6 +330,7 @@ STREAMS = {
     "random-labels-digits": lambda **kw: LabelStream("digits", mode="random", **kw),
     "random-labels-synthetic": lambda **kw: LabelStream("synthetic", mode="random", **kw),
     "bitflip": lambda **kw: BitFlipStream(**kw),
+    "tokens-letters": lambda **kw: TokenStream(LETTER_TASKS, **kw),
 }
 
 def make_stream(name:str, # a key of STREAMS

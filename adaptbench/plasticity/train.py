@@ -7,6 +7,7 @@ Docs: https://adaptbench.github.io/adaptbench/plasticity_train.html.md"""
 # %% ../../nbs/10e_plasticity_train.ipynb #bd44058f
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,29 +19,68 @@ from torch import nn
 
 from ..core import AdaptbenchError
 from .streams import TaskStream
-from .nets import find_units, make_net, reinit_incoming, scale_outgoing
-from .diagnostics import DiagConfig, diagnose, effective_rank, capture, clone_groups
+from .nets import find_units, make_net, make_tiny_lm, reinit_incoming, scale_outgoing
+from .diagnostics import DiagConfig, diagnose, effective_rank, capture, clone_groups, flag_units
 from ..hooks import Hooks
-from .mitigations import Mitigation, StepContext, parse_mitigations, arch_options, TrapPerturb
+from .mitigations import (Mitigation, StepContext, parse_mitigations, arch_options, TrapPerturb,
+                                               ABLATION_ARMS, ablation_picks, reset_units)
 
 # %% auto #0
-__all__ = ['TrainError', 'make_optimizer', 'task_loss', 'TrainResult', 'train_stream', 'run_config', 'plant_traps',
-           'clone_spread', 'planted_trap_experiment', 'plot_planted_trap']
+__all__ = ['OPTIMIZERS', 'TrainError', 'AdamGnT', 'make_optimizer', 'clone_optimizer', 'task_loss', 'TrainResult', 'train_stream',
+           'build_model', 'run_config', 'plant_traps', 'clone_spread', 'planted_trap_experiment', 'plot_planted_trap',
+           'causal_ablation', 'ablation_effects']
 
 # %% ../../nbs/10e_plasticity_train.ipynb #d440afca
 class TrainError(AdaptbenchError, ValueError):
     "A training run was configured with options it cannot use."
 
+class AdamGnT(torch.optim.Optimizer):
+    "Adam with a step count per element (Dohare et al.'s AdamGnT): zeroing a unit's state restarts its bias correction."
+    def __init__(self, params, lr:float=1e-3, betas:tuple=(0.9, 0.999), eps:float=1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+    @torch.no_grad()
+    def step(self, closure=None):
+        for g in self.param_groups:
+            b1, b2 = g["betas"]
+            for p in g["params"]:
+                if p.grad is None: continue
+                st = self.state[p]
+                if not st: st.update(step=torch.zeros_like(p), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                st["step"] += 1
+                st["exp_avg"].mul_(b1).add_(p.grad, alpha=1 - b1)
+                st["exp_avg_sq"].mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                m_hat = st["exp_avg"] / (1 - b1 ** st["step"])                        # bias correction, per element
+                v_hat = st["exp_avg_sq"] / (1 - b2 ** st["step"])
+                p.addcdiv_(m_hat, v_hat.sqrt_().add_(g["eps"]), value=-g["lr"])
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "adamgnt")
+
 def make_optimizer(name:str, params, lr:float) -> torch.optim.Optimizer:
-    "sgd | adam | adamw (weight decay off: regularisation is a mitigation) by name."
+    "sgd | adam | adamw (weight decay off: regularisation is a mitigation) | adamgnt (Adam, step count per element) by name."
     if name == "sgd": return torch.optim.SGD(params, lr=lr)
     if name == "adam": return torch.optim.Adam(params, lr=lr)
     if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    raise TrainError(f"unknown optimiser {name!r}; use 'sgd', 'adam' or 'adamw'")
+    if name == "adamgnt": return AdamGnT(params, lr=lr)
+    raise TrainError(f"unknown optimiser {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+def clone_optimizer(opt:torch.optim.Optimizer, model:nn.Module) -> torch.optim.Optimizer:
+    "An optimiser of `opt`'s class and settings over `model` (a copy of `opt`'s model), holding a *copy* of its state."
+    new = type(opt)(model.parameters(), **opt.defaults)
+    new.load_state_dict(copy.deepcopy(opt.state_dict()))   # load_state_dict alone would share the state tensors
+    return new
 
 def task_loss(out, y, kind:str):
-    "Cross-entropy (classification) or MSE (regression)."
+    "Cross-entropy (classification), MSE (regression), or next-token cross-entropy on the labelled positions (tokens)."
+    if kind == "tokens":                                       # out (B, T, V) logits, y (B, T) labels (-100: not a target)
+        return nn.functional.cross_entropy(out[:, :-1].reshape(-1, out.shape[-1]), y[:, 1:].reshape(-1), ignore_index=-100)
     return nn.functional.cross_entropy(out, y) if kind == "classification" else nn.functional.mse_loss(out, y)
+
+def _score(out, y, kind:str) -> tuple[int, float]:
+    "(number of scored targets, number right): examples (classification, regression) or answer tokens (tokens)."
+    if kind == "tokens":
+        yt = y[:, 1:]; m = yt != -100
+        return int(m.sum()), float((out[:, :-1].argmax(-1)[m] == yt[m]).sum())
+    return len(y), float((out.argmax(1) == y).sum()) if kind == "classification" else 0.0
 
 @dataclass
 class TrainResult:
@@ -59,8 +99,8 @@ def _evaluate(model, X, y, kind, batch=1024):
     out = torch.cat([model(X[i:i + batch]) for i in range(0, len(X), batch)])
     model.train()
     loss = float(task_loss(out, y, kind))
-    acc = float((out.argmax(1) == y).float().mean()) if kind == "classification" else float("nan")
-    return loss, acc
+    n, right = _score(out, y, kind)
+    return loss, right / max(n, 1) if kind != "regression" else float("nan")
 
 def _feature_hooks(units, store):
     return [ul.outgoing.register_forward_pre_hook(lambda m, i, n=ul.name: store.__setitem__(n, _flat(i[0], ul)))
@@ -78,7 +118,8 @@ def _examples(stream, task) -> list:
 # %% ../../nbs/10e_plasticity_train.ipynb #0a6a6be9
 def train_stream(model:nn.Module, stream:TaskStream,
                  mitigations:list[Mitigation]|str=(), # objects or a spec string ('cbp:1e-4+layernorm')
-                 optimizer:str="adam", lr:float=1e-3,
+                 optimizer:str|torch.optim.Optimizer="adam", # a name, or an optimiser over `model`'s parameters (kept as is)
+                 lr:float=1e-3, # learning rate of a named optimiser
                  seed:int=0, # seeds the mitigations' generator (the model's init is the caller's)
                  diag_every:int=200, # diagnose the probe batch every this many steps (0: never)
                  probe_size:int=256, # probe batch size (first examples of the current task)
@@ -89,7 +130,8 @@ def train_stream(model:nn.Module, stream:TaskStream,
     "Train `model` through `stream` with `mitigations`; log plasticity per task and diagnostics; stop cleanly if it diverges."
     from tqdm.auto import tqdm
     mits = parse_mitigations(mitigations) if isinstance(mitigations, str) else list(mitigations)
-    units, opt = find_units(model), make_optimizer(optimizer, model.parameters(), lr)
+    units = find_units(model)
+    opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(optimizer, model.parameters(), lr)
     gen = torch.Generator().manual_seed(int(seed))
     hooks = Hooks(mits)
     rng = random.Random(int(seed))                                   # example sampling of hooks (EWC's Fisher)
@@ -109,7 +151,7 @@ def train_stream(model:nn.Module, stream:TaskStream,
         X, y = stream.task_data(task)
         el, ea = _evaluate(model, X, y, kind)
         bad, n = diverged is not None, max(cur["n"], 1)
-        rows.append(dict(task=task, online_loss=cur["loss"] / n, online_acc=cur["correct"] / n if kind == "classification" else np.nan,
+        rows.append(dict(task=task, online_loss=cur["loss"] / n, online_acc=cur["correct"] / n if kind != "regression" else np.nan,
                          end_loss=el, end_acc=np.nan if bad else ea, step=step, seconds=time.time() - t0, diverged=bad))
     try:
         model.train()
@@ -129,8 +171,8 @@ def train_stream(model:nn.Module, stream:TaskStream,
             loss = task_loss(out, b.y, kind)
             if not torch.isfinite(loss):
                 diverged = dict(step=b.step, task=b.task, reason="non-finite loss"); break
-            n = len(b.y); cur["loss"] += float(loss.detach()) * n; cur["n"] += n
-            if kind == "classification": cur["correct"] += float((out.argmax(1) == b.y).sum())
+            n, right = _score(out.detach(), b.y, kind)
+            cur["loss"] += float(loss.detach()) * n; cur["n"] += n; cur["correct"] += right
             total = loss + hooks.penalty(ctx)
             opt.zero_grad(set_to_none=True); total.backward(); opt.step()
             if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
@@ -146,13 +188,23 @@ def train_stream(model:nn.Module, stream:TaskStream,
                        pd.concat(urows, ignore_index=True) if urows else pd.DataFrame(), time.time() - t0, [m.name for m in mits], diverged)
 
 # %% ../../nbs/10e_plasticity_train.ipynb #930ed928
+def build_model(stream:TaskStream, arch:str="mlp", act:str="relu", width:int=128, depth:int=2, seed:int=0,
+                layer_norm:bool=False) -> nn.Module:
+    "The network for `stream`, seeded: an MLP/CNN (`make_net`), or for a token stream a small Llama (width, blocks)."
+    if stream.kind == "tokens":
+        if layer_norm or act != "relu" or arch not in ("mlp", "llama"):
+            raise TrainError("a token stream trains a small Llama (width, depth = blocks); architecture options "
+                             f"(arch={arch!r}, act={act!r}, layer_norm={layer_norm}) do not apply to it")
+        return make_tiny_lm(stream.in_dim, stream.pad_id, hidden=width, layers=depth, seed=seed)
+    torch.manual_seed(seed)
+    return make_net(arch, stream.in_dim, stream.out_dim, width=width, depth=depth, act=act, layer_norm=layer_norm)
+
 def run_config(stream:TaskStream, arch:str="mlp", act:str="relu", mitigations:str="none", optimizer:str="adam",
                lr:float=1e-3, width:int=128, depth:int=2, seed:int=0, **kw) -> TrainResult:
     "Build the network the mitigations ask for (seeded), then `train_stream`."
     mits = parse_mitigations(mitigations)
     opts = dict(dict(act=act, layer_norm=False), **arch_options(mits))
-    torch.manual_seed(seed)
-    model = make_net(arch, stream.in_dim, stream.out_dim, width=width, depth=depth, **opts)
+    model = build_model(stream, arch, opts["act"], width, depth, seed, opts["layer_norm"])
     return train_stream(model, stream, mits, optimizer, lr, seed, **kw)
 
 # %% ../../nbs/10e_plasticity_train.ipynb #34bc3675
@@ -222,8 +274,7 @@ def planted_trap_experiment(optimizer:str="adam", lr:float=1e-2, steps:int=1500,
     dead_moved = float((net[0].weight[planted["dead"]].detach() - dead_w0).abs().max())
     import copy
     cont, pert = copy.deepcopy(net), copy.deepcopy(net)
-    opt_c = make_optimizer(optimizer, cont.parameters(), lr); opt_c.load_state_dict(opt.state_dict())
-    opt_p = make_optimizer(optimizer, pert.parameters(), lr); opt_p.load_state_dict(opt.state_dict())
+    opt_c, opt_p = clone_optimizer(opt, cont), clone_optimizer(opt, pert)   # each its own copy of the state
     tp = TrapPerturb(sigma=sigma)
     before = [p.detach().clone() for p in pert.parameters()]
     done = tp.perturb(StepContext(pert, find_units(pert), opt_p, steps, 0, torch.Generator().manual_seed(seed + 7)), Xp)
@@ -254,3 +305,61 @@ def plot_planted_trap(df:pd.DataFrame, title:str=""):
     axes[0].set_yscale("log"); axes[1].get_legend().remove()
     fig.suptitle(title or "Planted traps: 4 clone groups of 12 + 16 dead ReLU units; targeted perturbation at the dotted line")
     return fig
+
+# %% ../../nbs/10e_plasticity_train.ipynb #6efd3098
+def causal_ablation(stream:TaskStream, at_task:int, # k: the boundary where the arms part (tasks 0..k-1 are trained first)
+                    n_after:int, # m: tasks trained after the boundary, k..k+m-1
+                    seed:int=0, arch:str="mlp", act:str="relu", width:int=128, depth:int=2,
+                    optimizer:str="adam", lr:float=1e-2,
+                    probe_size:int=256, # rows of task k's probe batch the traps are flagged on
+                    config:DiagConfig|None=None, # the frozen and clone tests (default: DiagConfig())
+                    arms:tuple=ABLATION_ARMS,
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Train to task k without mitigation, flag the traps, continue in each arm; returns (per-task rows of every arm, flags per layer)."
+    if not (1 <= at_task and n_after >= 1 and at_task + n_after <= stream.n_tasks):
+        raise TrainError(f"need 1 ≤ at_task and at_task + n_after ≤ {stream.n_tasks} tasks, got at_task={at_task}, n_after={n_after}")
+    if bad := [a for a in arms if a not in ABLATION_ARMS]: raise TrainError(f"unknown arm(s) {bad}; arms: {', '.join(ABLATION_ARMS)}")
+    model = build_model(stream, arch, act, width, depth, seed)
+    opt = make_optimizer(optimizer, model.parameters(), lr)
+    before = train_stream(model, stream.window(0, at_task), (), opt, lr, seed, diag_every=0, progress=False)
+    units, px = find_units(model), stream.probe(at_task, probe_size)[0]
+    flags = flag_units(model, px, units, config)
+    picks = ablation_picks({n: f["flagged"] for n, f in flags.items()}, {u.name: u.n_units for u in units},
+                           np.random.default_rng([int(seed), 31]))
+    after, rows = stream.window(at_task, at_task + n_after), [before.tasks.assign(arm="before", n_reset=0, output_change=0.0)]
+    for arm in arms:
+        if arm == "fresh":
+            m2 = build_model(stream, arch, act, width, depth, seed + 100_003)
+            o2, n_reset, change = make_optimizer(optimizer, m2.parameters(), lr), sum(u.n_units for u in units), float("nan")
+        else:
+            m2 = copy.deepcopy(model); o2 = clone_optimizer(opt, m2)
+            n_reset, change = sum(len(v) for v in picks.get(arm, {}).values()), 0.0
+            if arm != "none":
+                with torch.no_grad(): y0 = _forward_out(m2, px)
+                reset_units(find_units(m2), picks[arm], o2, torch.Generator().manual_seed(int(seed) + 17),
+                            feats={n: f["feat"] for n, f in flags.items()}, clone_of={n: f["clone_of"] for n, f in flags.items()})
+                with torch.no_grad(): change = float((_forward_out(m2, px) - y0).abs().max())
+        r = train_stream(m2, after, (), o2, lr, seed, diag_every=0, progress=False)
+        rows.append(r.tasks.assign(task=r.tasks.task + at_task, arm=arm, n_reset=n_reset, output_change=change))
+    ftab = pd.DataFrame([dict(layer=u.name, n_units=u.n_units, **{k: len(v) for k, v in flags[u.name].items()},
+                              equal_size=len(picks["flagged"][u.name])) for u in units])
+    return pd.concat(rows, ignore_index=True).assign(seed=seed), ftab.assign(seed=seed)
+
+def _forward_out(model, x):
+    was = model.training; model.eval()
+    try: return model(**x) if isinstance(x, dict) else model(x)
+    finally: model.train(was)
+
+# %% ../../nbs/10e_plasticity_train.ipynb #39a0bbd3
+def ablation_effects(rows:pd.DataFrame, # `causal_ablation` rows of one or more seeds
+                     metric:str="online_acc", # online_acc | end_acc | online_loss (lower is better: signs flip)
+                    ) -> pd.DataFrame:
+    "Per seed: each arm's plasticity after the boundary, and the shares of the fresh-network gap closed."
+    d = rows[rows.arm != "before"].groupby(["seed", "arm"])[metric].mean().unstack("arm")
+    if metric.endswith("loss"): d = -d                                          # higher = more plastic, in every column
+    gap = d["fresh"] - d["none"]
+    out = d.assign(gap=gap, flagged_beyond_random=(d["flagged"] - d["random"]) / gap,
+                   flagged_closed=(d["flagged"] - d["none"]) / gap, random_closed=(d["random"] - d["none"]) / gap)
+    if "flagged_all" in d: out["flagged_all_closed"] = (d["flagged_all"] - d["none"]) / gap
+    if metric.endswith("loss"): out[list(d.columns)] = -out[list(d.columns)]
+    return out.reset_index()
