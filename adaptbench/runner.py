@@ -18,12 +18,12 @@ import time
 import traceback
 from pathlib import Path
 
-from .core import StudyFailedError
+from .core import StudyFailedError, atomic_write_json
 from .catalogue import resolve_params, study_path
 from .runs import Run, run_lock
 
 # %% auto #0
-__all__ = ['ensure_kernel', 'run_study']
+__all__ = ['ensure_kernel', 'input_fingerprints', 'run_study']
 
 # %% ../nbs/12b_runner.ipynb #db47a2b8
 def ensure_kernel() -> str:
@@ -50,7 +50,46 @@ def _quiet_kernel_warnings():
         finally: log.removeFilter(died)
 
 # %% ../nbs/12b_runner.ipynb #fb6903a1
-def _skip(run:Run) -> Run:
+def input_fingerprints(study:str, # name of a notebook in the studies folder
+                       params:dict, # its resolved parameters
+                       hash_limit:int=64 * 2**20, # files larger than this (bytes) count by size and mtime, not content
+                      ) -> dict[str, str]:
+    """name → fingerprint of each `[path]` parameter of `study` that names an existing file or folder (a relative path
+    from the project root): sha256 over the relative names, sizes and contents of its files. A run's id is keyed by
+    its parameters, not by the data a path points at; these fingerprints tell a rerun that the data changed."""
+    from .catalogue import study_parameters
+    from .core import ProjectNotFoundError, project_root
+    out = {}
+    for name, spec in study_parameters(study).items():
+        v = params.get(name)
+        if not (spec["checks"].get("path") and isinstance(v, str) and v): continue
+        try: path = Path(v) if Path(v).is_absolute() else project_root()/v
+        except ProjectNotFoundError: continue
+        if not path.exists(): continue                           # a keyword (generate, synthetic) or a model id
+        h = hashlib.sha256()
+        for f in sorted(x for x in ([path] if path.is_file() else path.rglob("*")) if x.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(path) if path.is_dir() else f.name}\0{st.st_size}\0".encode())
+            if st.st_size > hash_limit: h.update(str(st.st_mtime_ns).encode())
+            else:
+                with open(f, "rb") as fh:
+                    for block in iter(lambda: fh.read(2**20), b""): h.update(block)
+        out[name] = h.hexdigest()[:16]
+    return out
+
+def _check_inputs(run:Run, now:dict):
+    "Raise `StudyError` if a complete `run` recorded inputs that have changed since (its `inputs.json`), naming them."
+    from .core import StudyError
+    try: then = json.loads((run.dir/"inputs.json").read_text())
+    except (OSError, ValueError): return                          # a run from before inputs were recorded
+    changed = [k for k in then if k in now and then[k] != now[k]]
+    if changed:
+        raise StudyError(f"{run.study}: run {run.id} is complete, but the data of {', '.join(f'{k} = {run.params.get(k)!r}' for k in changed)} "
+                         f"changed since it ran ({run.dir}/inputs.json); rerun it on the new data with --force (force=True): "
+                         "the old run is kept until the new one completes")
+
+def _skip(run:Run, inputs:dict|None=None) -> Run:
+    _check_inputs(run, inputs or {})
     print(f"{run.study}: run {run.id} is already complete, skipped (force to rerun): {run.dir}")
     run.skipped = True
     return run
@@ -137,14 +176,17 @@ def run_study(study:str, # name of a notebook in the studies folder
     path = study_path(study)
     params = resolve_params(study, params)
     run = Run.create(study, params, runs_dir)
-    if run.is_complete and not force: return _skip(run)
+    inputs = input_fingerprints(study, params)                    # the data behind `[path]` parameters
+    if run.is_complete and not force: return _skip(run, inputs)
     with run_lock(run, wait=wait) as lock:
-        if run.is_complete and not force: return _skip(run)      # it completed while we waited
+        if run.is_complete and not force: return _skip(run, inputs)   # it completed while we waited
         run.skipped = False
         if not force:
+            atomic_write_json(run.dir/"inputs.json", inputs)
             _execute(study, path, params, run, kernel_name, progress, log_output)
             return run
         new = run.aside("forced")                                 # the run stays whole until `new` is complete
+        atomic_write_json(new.dir/"inputs.json", inputs)
         _execute(study, path, params, new, kernel_name, progress, log_output,
                  kept=f"the run it would replace is kept as it was ({run.dir}); the attempt is in its own folder")
         (new.dir/".lock").write_text(lock.read_text())           # the folder arrives locked by this process

@@ -1,6 +1,7 @@
 """The shipped probed traces of the trained reasoner, and the risk study's defaults on them (issue 17): schema, the
 recording model in the traces' meta, what the study and its dashboard certify, and clear
-errors for levels outside (0, 1), an empty calibration split, and a live run of another model."""
+errors for levels outside (0, 1), an empty calibration split, and a live run of another model; the held-out traces
+of issue 30 (unsolvable instances, no training pair, fresh draws disjoint from the pool)."""
 import json
 import re
 from pathlib import Path
@@ -66,16 +67,41 @@ def test_study_defaults_are_valid_levels_and_skip_the_live_run():
     assert d["live_instances"] == 0 and d["force_live"] is False
 
 
-def test_the_reasoner_usually_gets_there_and_the_study_certifies_at_its_defaults():
-    """The organism is right at the full budget on nearly every traced addition, so ε_wrong = 0.05 is reachable, and the
-    study's defaults (ε_wrong = 0.05, δ = 0.1) certify a rule whose calibration tokens are below the full budget's."""
+HELD_OUT, FRESH = ROOT / "data" / "traces" / "smollm2-reasoner-held-out", ROOT / "data" / "traces" / "smollm2-reasoner-held-out-fresh"
+
+
+def test_held_out_traces_hold_unsolvable_instances_and_no_training_pair():
+    """The risk study's traces (issue 30): additions of 2–6 digits with a substantial unsolvable share at the full budget,
+    none of them a training instance of the organism, and fresh draws that share no instance with the pool."""
+    import ast
+    from adaptbench.reasoner import training_instances
+    from adaptbench.tasks import instance_key
+    train = {instance_key(i) for i in training_instances()}
+    keys = {}
+    for folder in (HELD_OUT, FRESH):
+        probes, inst = pd.read_parquet(folder / "probes.parquet"), pd.read_parquet(folder / "instances.parquet")
+        tr = from_tables(probes, inst)
+        assert tr.model == "smollm2-135m-reasoner" and set(inst.family) == {"addition"} and sorted(inst.n.unique()) == [2, 3, 4, 5, 6]
+        settings = trace_settings(tr)
+        assert {k: settings[k] for k in ("budget", "probe_interval", "model")} == dict(budget=192.0, probe_interval=16, model="smollm2-135m-reasoner")
+        assert settings["weights"] == inst.weights.iloc[0] and len(settings["weights"]) == 32   # the weights fingerprint
+        assert inst.groupby("n").size().nunique() == 1                               # balanced strata
+        assert 1 - inst.final_correct.mean() >= 0.25                                 # unsolvable instances
+        keys[folder.name] = {ast.literal_eval(k) if isinstance(k, str) else k for k in inst.key}
+        assert len(keys[folder.name]) == len(inst) and not keys[folder.name] & train    # distinct, never trained on
+        readme = (folder / "README.md").read_text()
+        assert json.loads(ADAPTER.read_text())["sha256"] in readme and "tools/record_risk_traces.py" in readme
+        assert sum(p.stat().st_size for p in folder.iterdir()) < 2 * 2**20
+    assert not keys[HELD_OUT.name] & keys[FRESH.name]
+    assert len(keys[HELD_OUT.name]) == 600 and len(keys[FRESH.name]) == 200
+
+
+def test_study_defaults_name_the_held_out_traces_and_a_headline():
     d = _defaults()
-    assert (d["trace_source"], d["eps_wrong"], d["delta"]) == ("data/traces/smollm2-reasoner", 0.05, 0.1) and d["splits"] >= 1000
-    _, inst = _tables()
-    assert inst.final_correct.mean() >= 0.97
-    tr, mech, cal, test, res = _study_calibration(d, TRACES)
-    assert res.ok, res.guarantee
-    assert res.cost < cal.final_tokens.mean()
+    assert (d["trace_source"], d["fresh_source"]) == ("data/traces/smollm2-reasoner-held-out", "data/traces/smollm2-reasoner-held-out-fresh")
+    mechanisms = [p.strip() for p in d["policies"].split(";")]
+    assert d["headline"] in mechanisms + ["all (efficiency loss)"] and d["splits"] >= 200
+    assert "upper" in mechanisms and "upper + lower" in mechanisms                 # the lower threshold's marginal effect
 
 
 def test_a_target_below_what_n_calibration_traces_can_show_certifies_nothing_and_says_why():
@@ -92,19 +118,26 @@ def test_a_target_below_what_n_calibration_traces_can_show_certifies_nothing_and
     assert not dash.result.ok and "<b>no valid configuration</b>" in dash.info.value
 
 
-def test_dashboard_at_the_study_defaults_opens_with_a_certified_choice():
+def test_dashboard_at_the_study_defaults_opens_and_certifies_where_the_target_is_reachable():
+    """At the study's defaults the dashboard opens on its split and says what it certified (or that nothing was);
+    at a wrong-answer target above the unsolvable share (the largest of `eps_wrong_grid`) it opens on a certified choice."""
     pytest.importorskip("ipywidgets")
     from adaptbench.dashboards.risk import RiskDashboard
     d = _defaults()
     folder = ROOT / d["trace_source"]
+    tables = pd.read_parquet(folder / "probes.parquet"), pd.read_parquet(folder / "instances.parquet")
+    kw = dict(delta=d["delta"], cal_fraction=d["cal_fraction"], seed=d["seed"], p_value=d["p_value"], fwer=d["fwer"])
     _, _, _, _, res = _study_calibration(d, folder)
-    assert res.ok, res.guarantee                                              # the study certifies at its defaults
-    dash = RiskDashboard.from_tables(pd.read_parquet(folder / "probes.parquet"), pd.read_parquet(folder / "instances.parquet"),
-                                     eps=(d["eps_wrong"], d["eps_premature"]), delta=d["delta"], cal_fraction=d["cal_fraction"],
-                                     seed=d["seed"], p_value=d["p_value"], fwer=d["fwer"], policy=res.chosen_config["policy"])
+    dash = RiskDashboard.from_tables(*tables, eps=(d["eps_wrong"], d["eps_premature"]), policy="upper + lower", **kw)
+    assert ("<b>chosen</b>" in dash.info.value) == dash.result.ok
+    if not res.ok: assert "no valid configuration" in res.guarantee
+    e_w = max(float(x) for x in d["eps_wrong_grid"].split(","))
+    _, _, _, _, res = _study_calibration(d, folder, eps_wrong=e_w)
+    assert res.ok, res.guarantee
+    dash = RiskDashboard.from_tables(*tables, eps=(e_w, d["eps_premature"]), policy=res.chosen_config["policy"], **kw)
     assert dash.result.ok and "<b>chosen</b>" in dash.info.value
     dash.delta.value = 0.01                                                   # the sliders re-calibrate
-    assert dash.delta.value == 0.01 and dash.eps_wrong.min == 0.001
+    assert dash.delta.value == 0.01 and 10 ** dash.eps_wrong.min == pytest.approx(0.001)   # a log-scale slider
 
 
 def test_levels_outside_0_1_and_an_empty_calibration_split_are_clear_errors():

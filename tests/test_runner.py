@@ -143,3 +143,26 @@ def test_a_kernel_that_dies_at_start_is_one_line(studies, runs_dir, tmp_path, mo
     assert "Kernel died" not in capsys.readouterr().err                  # nbclient's own log lines are not repeated
     (run_dir,) = (runs_dir / "ok").iterdir()
     assert json.loads((run_dir / "status.json").read_text())["state"] == "failed"
+
+
+def test_a_complete_run_whose_path_data_changed_is_not_skipped_silently(studies, runs_dir, tmp_path, capsys):
+    "The run id is keyed by the parameters; the data a `[path]` parameter names is fingerprinted, so a changed folder is caught."
+    from conftest import make_study
+    data = tmp_path / "traces"
+    data.mkdir()
+    (data / "a.txt").write_text("first")
+    make_study(studies, "reads", 'source = "x"  # a folder to read  [path]\nrun_dir = ""  # set by the runner',
+               "import pandas as pd\nfrom pathlib import Path\nfrom adaptbench.catalogue import current_run\n"
+               "run = current_run('reads', dict(source=source), run_dir)\n"
+               "run.write_table(pd.DataFrame({'text': [p.read_text() for p in sorted(Path(source).iterdir())]}))\n")
+    run = run_study("reads", {"source": str(data)}, progress=False)
+    assert set(json.loads((run.dir / "inputs.json").read_text())) == {"source"}
+    assert run_study("reads", {"source": str(data)}, progress=False).skipped          # unchanged: skipped
+    (data / "a.txt").write_text("second")
+    with pytest.raises(StudyError, match=r"the data of source = .* changed since it ran .*--force"):
+        run_study("reads", {"source": str(data)}, progress=False)
+    assert main(["run", "reads", "-p", "source", str(data), "--quiet"]) == 2
+    assert "changed since it ran" in capsys.readouterr().err
+    run = run_study("reads", {"source": str(data)}, force=True, progress=False)
+    assert list(run.read_table().text) == ["second"]
+    assert run_study("reads", {"source": str(data)}, progress=False).skipped          # the new data is now the run's

@@ -10,7 +10,7 @@ One-digit additions are left out on purpose: all 100 one-digit pairs were traini
 Resumable: each set records into a run (data/runs/record_risk_traces/...) chunk by chunk; a rerun reads the finished
 chunks. Writes probes.parquet and instances.parquet of each set (atomically) and prints the time it took.
 
-    python tools/record_risk_traces.py                  # 80 + 40 instances per digit count
+    python tools/record_risk_traces.py                  # 120 + 40 instances per digit count
     python tools/record_risk_traces.py --pool 4 --fresh 2 --out /tmp/traces   # a quick check
 """
 from __future__ import annotations
@@ -43,7 +43,8 @@ Written by `tools/record_risk_traces.py` ({cmd}) on {date}. {role}
   one-digit additions are left out){extra}. Each row's `key` column is its `tasks.instance_key`.
 - **Recording:** think-style prompt, greedy, up to {budget} reasoning tokens, a probe every {interval} tokens (the
   task's answer cue, the answer decoded greedily from a fork of the trace's cache), on the generation engine
-  ({batch} rows at once), CPU float32, {threads} threads: {secs:.0f} s.
+  ({batch} rows at once), CPU float32, {threads} threads: {secs:.0f} s for this invocation (chunks finished by an
+  earlier, interrupted invocation are reused, not timed).
 - **What they hold:** final accuracy at the full budget by digit count: {acc}; unsolvable at the full budget overall:
   {unsolved:.2f}. Mean reasoning tokens at the full budget: {tokens}.
 """
@@ -65,7 +66,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-reasoner")
     ap.add_argument("--digits", type=int, nargs=2, default=(2, 6), metavar=("LO", "HI"))
-    ap.add_argument("--pool", type=int, default=80, help="calibration-pool instances per digit count")
+    ap.add_argument("--pool", type=int, default=120, help="calibration-pool instances per digit count")
     ap.add_argument("--fresh", type=int, default=40, help="fresh-draw instances per digit count")
     ap.add_argument("--budget", type=int, default=192, help="reasoning budget (tokens)")
     ap.add_argument("--interval", type=int, default=16, help="reasoning tokens between probes")
