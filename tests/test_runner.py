@@ -206,3 +206,27 @@ def test_a_kernel_that_dies_at_start_is_one_line(studies, runs_dir, tmp_path, mo
     assert "Kernel died" not in capsys.readouterr().err                  # nbclient's own log lines are not repeated
     (run_dir,) = (runs_dir / "ok").iterdir()
     assert json.loads((run_dir / "status.json").read_text())["state"] == "failed"
+
+
+def test_studies_lists_questions_presets_and_measured_times(runs_dir, capsys, monkeypatch):
+    monkeypatch.delenv("IN_TEST", raising=False)
+    assert main(["studies"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = lambda study: lines.index(next(l for l in lines if l.startswith(study + "  ")))
+    assert lines[at("plasticity_traps")] == "plasticity_traps  Plasticity traps: do frozen and cloned units cause loss of plasticity?"
+    rc = lines[at("reasoning_collapse") + 1: at("reasoning_collapse") + 3]
+    assert rc[0].split()[:4] == ["--preset", "test", "[default,", "test-sized]"] and "not measured" in rc[0]
+    assert rc[1].split()[:2] == ["--preset", "reference"] and "496 s (run 1482aa4f4e6b306a, the page's reference run)" in rc[1]
+    pt = next(l for l in lines if l.split()[:2] == ["--preset", "reference"] and "= study" in l)
+    assert "1673 s (run 9fdca90f0a62298c" in pt
+    assert "[test-sized]" in next(l for l in lines[at("forgetting"):] if l.split()[:2] == ["--preset", "tiny"])
+    assert "presets: none declared" in lines[at("smoke") + 1]
+    # a run stored in the runs folder gives its own time
+    from adaptbench.catalogue import resolve_params
+    from adaptbench.runs import Run
+    run = Run.create("reasoning_collapse", resolve_params("reasoning_collapse", {}))
+    run.mark("complete", seconds=12.3)
+    assert main(["studies", "reasoning_collapse"]) == 0
+    out = capsys.readouterr().out
+    assert "preset" in out.split()[0] and f"12 s (run {run.id}, stored)" in out
