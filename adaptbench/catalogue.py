@@ -8,6 +8,7 @@ Docs: https://adaptbench.github.io/adaptbench/catalogue.html.md"""
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import json
 import os
@@ -22,11 +23,11 @@ from .core import DEFAULTS, ParameterError, StudyError, get_setting, project_roo
 from .runs import Run, normalise_params
 
 # %% auto #0
-__all__ = ['RESERVED_PARAMS', 'REGISTRIES', 'LIST_SYNTAX', 'studies_dir', 'list_studies', 'study_path', 'Interval',
-           'parse_interval', 'Registry', 'registry', 'registry_names', 'Choices', 'parse_choices', 'parse_parameters',
-           'parameters_cell', 'study_parameters', 'papermill_blind_spots', 'format_checks', 'check_specs',
-           'study_presets', 'apply_presets', 'check_params', 'resolve_params', 'study_values', 'executed_parameters',
-           'current_run']
+__all__ = ['RESERVED_PARAMS', 'REGISTRIES', 'PRESET_PARAM', 'LIST_SYNTAX', 'studies_dir', 'list_studies', 'did_you_mean',
+           'study_path', 'Interval', 'parse_interval', 'Registry', 'registry', 'registry_names', 'Choices',
+           'parse_choices', 'parse_parameters', 'parameters_cell', 'study_parameters', 'papermill_blind_spots',
+           'format_checks', 'check_specs', 'study_presets', 'preset_choices', 'preset_params', 'apply_presets',
+           'check_params', 'check_paths', 'resolve_params', 'study_values', 'executed_parameters', 'current_run']
 
 # %% ../nbs/12a_catalogue.ipynb #dfb64045
 RESERVED_PARAMS = {"run_dir"}   # set by the runner
@@ -39,11 +40,20 @@ def list_studies() -> list[str]:
     "Names of the study notebooks."
     return sorted(p.stem for p in studies_dir().glob("*.ipynb") if not p.name.startswith(("_", ".")))
 
+def did_you_mean(word:str, # what was typed
+                 known, # the names it should have been one of
+                ) -> str:
+    "` (did you mean 'x'?)` for the known name closest to a misspelt `word` (difflib), or `""` when none is close."
+    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 def study_path(study:str) -> Path:
-    "The notebook of `study`, or a `StudyError` naming the known studies."
+    "The notebook of `study`, or a `StudyError` naming the known studies (and the closest, when it looks misspelt)."
     p = studies_dir()/f"{study}.ipynb"
     if not p.is_file():
-        raise StudyError(f"unknown study {study!r} (no {p}); known studies: {', '.join(list_studies()) or 'none'}")
+        known = list_studies()
+        raise StudyError(f"unknown study {study!r}{did_you_mean(study, known)}; known studies: {', '.join(known) or 'none'} "
+                         f"(notebooks in {studies_dir()})")
     return p
 
 # %% ../nbs/12a_catalogue.ipynb #91a2b3c4
@@ -305,8 +315,11 @@ def check_specs(study:str, params:dict, spec:dict|None=None):
             except ValueError as e: problems.append(f"{name}: {str(it)!r}: {e}")
     if problems: raise ParameterError(f"study {study!r}: " + "; ".join(problems))
 
+PRESET_PARAM = "preset"   # a chooser of this name only names values: the run stores the values, not the name
+
 def study_presets(study:str) -> dict:
-    "`PRESETS` of `study`'s cell tagged `presets` ({parameter: {value: {name: value} or [under_test, otherwise]}}); {} if none."
+    """`PRESETS` of `study`'s cell tagged `presets`: {parameter: {value: {name: value}, [under_test, otherwise] or
+    another value (an alias)}}; {} if none. `StudyError` saying what is wrong with a malformed cell."""
     path = study_path(study)
     cells = [c for c in json.loads(path.read_text())["cells"] if "presets" in c.get("metadata", {}).get("tags", [])]
     if not cells: return {}
@@ -319,26 +332,60 @@ def study_presets(study:str) -> dict:
         raise StudyError(f"{study!r} needs one cell tagged 'presets' holding one assignment, PRESETS = {{...}} ({where})")
     try: presets = ast.literal_eval(tree.body[0].value)
     except ValueError: raise StudyError(f"{where}: PRESETS must be a literal dict") from None
-    ok = isinstance(presets, dict) and all(isinstance(t, dict) and all(isinstance(v, dict) or (isinstance(v, list) and len(v) == 2)
-                                                                       for v in t.values()) for t in presets.values())
-    if not ok: raise StudyError(f"{where}: PRESETS must map a parameter to {{value: {{name: value}} or [under_test, otherwise]}}")
+    entry = lambda v: isinstance(v, dict) or (isinstance(v, list) and len(v) == 2) or isinstance(v, str)
+    ok = isinstance(presets, dict) and all(isinstance(t, dict) and all(entry(v) for v in t.values()) for t in presets.values())
+    if not ok: raise StudyError(f"{where}: PRESETS must map a parameter to {{value: {{name: value}}, [under_test, otherwise] "
+                                "or another value}")
     return presets
+
+def _pick(study:str, p:str, table:dict, value):
+    "The value of chooser `p` that `value` stands for: a pair picks by `IN_TEST`, an alias names another value."
+    seen = [value]
+    while isinstance(entry := table.get(value), (list, str)):
+        value = entry[0 if os.environ.get("IN_TEST") else 1] if isinstance(entry, list) else entry
+        if value in seen: raise StudyError(f"presets of study {study!r}: {p}={seen[0]!r} leads back to itself ({' → '.join(map(repr, seen + [value]))})")
+        seen.append(value)
+    return value
+
+def preset_choices(study:str, spec:dict|None=None) -> tuple[str|None, list[str]]:
+    "The parameter that chooses `study`'s preset, and the names it accepts (its table's, then its other `[choices: …]`); (None, []) if none."
+    presets = study_presets(study)
+    if not presets: return None, []
+    if len(presets) > 1: raise StudyError(f"study {study!r} declares presets for {', '.join(presets)}; `--preset` needs one chooser")
+    (p, table), = presets.items()
+    spec = spec or study_parameters(study)
+    c = spec.get(p, {}).get("checks", {}).get("choices")
+    return p, list(dict.fromkeys([*table, *(c.literal if c is not None and c.registry is None else [])]))
+
+def preset_params(study:str, # name of a notebook in the studies folder
+                  name:str, # a preset it declares, as given to `--preset`
+                 ) -> dict:
+    "The override `--preset name` stands for, {chooser: name}; `ParameterError` naming the valid presets otherwise."
+    p, names = preset_choices(study)
+    if p is None: raise ParameterError(f"study {study!r} declares no presets; set its parameters with -p NAME VALUE "
+                                       f"(adaptbench studies {study} lists them)")
+    if name not in names:
+        raise ParameterError(f"study {study!r} has no preset {name!r}{did_you_mean(name, names)}; its presets: {', '.join(names)}")
+    return {p: name}
 
 def apply_presets(study:str, params:dict, # parameter values (converted)
                   given:set=frozenset(), # names set explicitly: a preset does not overwrite them
                   spec:dict|None=None) -> dict:
-    "`params` with the chosen preset of each preset parameter written over the parameters not `given`."
+    """`params` with the chosen preset of each preset parameter written over the parameters not `given`; the chooser
+    keeps the value it resolved to (`auto` → `tiny`), or is dropped when it is named `preset` (`PRESET_PARAM`)."""
     presets, out = study_presets(study), dict(params)
     if not presets: return out
     spec = spec or study_parameters(study)
     for p, table in presets.items():
         if p not in spec: raise StudyError(f"presets of study {study!r} are chosen by {p!r}, which it does not declare")
-        if isinstance(table.get(out.get(p)), list): out[p] = table[out[p]][0 if os.environ.get("IN_TEST") else 1]
-        chosen = table.get(out.get(p))
-        if isinstance(chosen, list): raise StudyError(f"preset {p}={out[p]!r} of study {study!r} points at another pair")
-        for k, v in (chosen or {}).items():
+        if p == PRESET_PARAM and out.get(p) not in preset_choices(study, spec)[1]:
+            names = preset_choices(study, spec)[1]
+            raise ParameterError(f"study {study!r} has no preset {out.get(p)!r}{did_you_mean(out.get(p), names)}; its presets: {', '.join(names)}")
+        out[p] = _pick(study, p, table, out.get(p))
+        for k, v in (table.get(out[p]) or {}).items():
             if k not in spec: raise StudyError(f"preset {p}={out[p]!r} of study {study!r} sets {k!r}, which it does not declare")
             if k not in given: out[k] = v
+        if p == PRESET_PARAM: del out[p]                     # the run is the values; a name alone would change its id
     return out
 
 # %% ../nbs/12a_catalogue.ipynb #942f72bf
@@ -362,6 +409,7 @@ def _convert(name:str, value, default, annotation:str|None=None):
             return [yaml.safe_load(s.strip()) for s in value.split(",") if s.strip()]
         try: value = yaml.safe_load(value)
         except yaml.YAMLError: raise bad() from None
+        if want is list and isinstance(value, _PLAIN) and value is not None: return [value]   # one item: `hanoi` as `hanoi,`
     if default is None: return value
     if want is float and isinstance(value, int) and not isinstance(value, bool): return float(value)
     if want is list and isinstance(value, tuple): return list(value)
@@ -414,6 +462,12 @@ def check_params(study:str, # name of a notebook in the studies folder
             if not all(isinstance(x, _PLAIN) for x in items): continue
         if "range" in c and isinstance(v, (int, float)) and not isinstance(v, bool) and v not in c["range"]:
             problems.append(f"{name} = {v!r} is outside its range {c['range']}: needs {c['range'].inequality(name)}")
+        if "range" in c and isinstance(v, list):                # a list of numbers: each item in the range
+            for x in v:
+                if isinstance(x, bool) or not isinstance(x, (int, float)):
+                    problems.append(f"{name}: item {x!r} is not a number (each item needs {c['range'].inequality('x')})")
+                elif x not in c["range"]:
+                    problems.append(f"{name}: item {x!r} is outside its range {c['range']}: needs {c['range'].inequality('x')} for each item x")
         if "choices" in c:
             known = c["choices"].names()
             if bad := [x for x in (v if isinstance(v, list) else [v]) if str(x) not in known]:
@@ -429,6 +483,37 @@ def check_params(study:str, # name of a notebook in the studies folder
         raise ParameterError(f"study {study!r}: " + "; ".join(problems) + f" (as declared in its parameters cell"
                              + (f"; {LIST_SYNTAX})" if lists else ")"))
 
+def _path_keywords(help:str) -> list[str]:
+    "Words a `[path]` parameter's help offers in place of a path, written `… | generate | synthetic`."
+    return re.findall(r"\|\s*([\w-]+)", help)
+
+def _path_problem(name:str, v:str, p:dict, cwd:Path) -> str|None:
+    "What is wrong with the value `v` of the `[path]` parameter `name` (declared by `p`), with the fix; None if nothing."
+    if v in ("", *_path_keywords(p["help"])): return None
+    if "model" in p["help"].lower():                          # a model spec: alias, fetched, folder or HF id
+        from adaptbench.core import AdaptbenchError
+        from adaptbench.models import locate_model
+        try: locate_model(v)
+        except AdaptbenchError as e: return f"{name}: {e}"
+        return None
+    path = Path(v).expanduser()
+    if any(q.exists() for q in (path, cwd/path, project_root()/path)): return None
+    alt = _path_keywords(p["help"])
+    return (f"{name}: {v!r} does not exist (looked where it was typed, {cwd}, and in the project, {project_root()}); "
+            "give an existing file or folder" + (f", or one of {', '.join(alt)}" if alt else ""))
+
+def check_paths(study:str, # name of a notebook in the studies folder
+                params:dict, # parameter values (converted)
+                names, # the parameters to check: those set explicitly or by a preset
+                spec:dict|None=None, cwd:str|Path|None=None):
+    """Raise one `ParameterError` for every `[path]` value among `names` that names nothing here: a file or folder
+    that does not exist, a model that is neither a shipped alias, a fetched one, a local folder nor in the Hugging
+    Face cache (found without loading weights). Empty values and the keywords a help offers (`generate`) pass."""
+    spec = spec or study_parameters(study)
+    problems = [why for k in names if spec.get(k, {}).get("checks", {}).get("path") and isinstance(params.get(k), str)
+                and (why := _path_problem(k, params[k], spec[k], Path(cwd or Path.cwd())))]
+    if problems: raise ParameterError(f"study {study!r}: " + "; ".join(problems))
+
 def resolve_params(study:str, # name of a notebook in the studies folder
                    params:dict|None=None, # overrides: values, or strings to convert
                    cwd:str|Path|None=None, # folder a `[path]` value was typed in (default: the current directory)
@@ -437,8 +522,10 @@ def resolve_params(study:str, # name of a notebook in the studies folder
     spec, params = study_parameters(study), dict(params or {})
     bad = sorted(set(params) - set(spec) | set(params) & RESERVED_PARAMS)
     if bad:
-        known = ", ".join(f"{k} ({v['type']})" for k, v in spec.items() if k not in RESERVED_PARAMS)
-        raise ParameterError(f"study {study!r} has no parameter {', '.join(map(repr, bad))}; its parameters: {known}")
+        names = [k for k in spec if k not in RESERVED_PARAMS]
+        known = ", ".join(f"{k} ({spec[k]['type']})" for k in names)
+        raise ParameterError(f"study {study!r} has no parameter {', '.join(repr(b) + did_you_mean(b, names) for b in bad)}; "
+                             f"its parameters: {known}")
     out = {}
     for name, p in spec.items():
         if name in RESERVED_PARAMS: continue
@@ -447,8 +534,9 @@ def resolve_params(study:str, # name of a notebook in the studies folder
             v = _typed_path(v, Path(cwd or Path.cwd()))
         if v in ("", None) and name in DEFAULTS: v = get_setting(name)
         out[name] = v
-    out = apply_presets(study, out, set(params), spec)        # a preset's sizes, before anything is checked or hashed
+    before, out = out, apply_presets(study, out, set(params), spec)   # a preset's sizes, before anything is checked or hashed
     check_params(study, out, spec); check_specs(study, out, spec)
+    check_paths(study, out, [k for k in out if k in params or out[k] != before.get(k)], spec, cwd)
     return normalise_params(out)
 
 # %% ../nbs/12a_catalogue.ipynb #10e89709

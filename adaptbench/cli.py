@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -20,7 +21,7 @@ from .core import AdaptbenchError, StudyError, StudyFailedError, get_setting, pr
 from .core import UnreadableRunError, UnreadableRunWarning
 
 # %% auto #0
-__all__ = ['START_HERE', 'DASHBOARDS', 'dashboard_notebook', 'main']
+__all__ = ['START_HERE', 'WHOLE', 'DASHBOARDS', 'study_question', 'measured_time', 'preset_lines', 'dashboard_notebook', 'main']
 
 # %% ../nbs/14_cli.ipynb #624be934
 START_HERE = """start here:
@@ -36,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("study")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a parameter (repeatable); VALUE is converted to the parameter's type, a list is a,b")
+    r.add_argument("--preset", default=None, metavar="NAME",
+                   help="the values a preset of the study names (e.g. reference: its page's reference run); -p wins over it")
     r.add_argument("--force", action="store_true",
                    help="rerun even if a complete run exists (built beside it; it replaces the run only once complete)")
     r.add_argument("--wait", action="store_true", help="if this run is being executed by another process, wait for it")
@@ -43,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--runs-dir", default=None, help="where runs are stored (default: the runs_dir setting)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("-v", "--verbose", action="store_true", help="stream the notebook's own output to the terminal")
-    s = sub.add_parser("studies", help="list studies, or the parameters of one")
+    s = sub.add_parser("studies", help="list studies (question, presets, measured times), or the parameters of one")
     s.add_argument("study", nargs="?")
     q = sub.add_parser("results", help="print a study's results table over all complete runs, or list its runs")
     q.add_argument("study")
@@ -90,8 +93,10 @@ def _abs(path:str|None) -> str|None:
     "A path typed on the command line, made absolute against the directory it was typed in."
     return str(Path(path).expanduser().resolve()) if path else None
 
+WHOLE = 10   # a table of at most this many rows prints whole: every row, column and character
+
 def _headline(run, rows:int=5) -> str:
-    "A few lines that end a run: its tables (size; the first rows of `results`, else of the first table) and its figures."
+    "A few lines that end a run: its tables (size; `results`, else the first table: whole up to `WHOLE` rows, else its first rows) and its figures."
     import pandas as pd
     out, names = [], run.tables()
     head = "results" if "results" in names else names[0] if names else None
@@ -100,18 +105,26 @@ def _headline(run, rows:int=5) -> str:
         except UnreadableRunError as e:
             out.append(f"  table:    {name} (unreadable: {e.why}): {run.table_path(name)}"); continue
         out.append(f"  table:    {name} ({len(df)} rows × {df.shape[1]} columns): {run.table_path(name)}")
-        if name == head and len(df):
+        if name == head and len(df) <= WHOLE:
+            out += ["    " + l for l in df.to_string(index=False).splitlines()]
+        elif name == head:
             with pd.option_context("display.width", 120, "display.max_columns", 8, "display.max_colwidth", 24):
                 out += ["    " + l for l in df.head(rows).to_string(index=False).splitlines()]
                 if len(df) > rows: out.append(f"    … first {rows} of {len(df)} rows; all of them: {run.table_path(name)}")
     return "\n".join(out + [f"  figure:   {f}" for f in run.figures()])
 
 def _run(a) -> int:
-    from adaptbench.catalogue import resolve_params
+    from adaptbench.catalogue import preset_params, resolve_params
+    from adaptbench.core import ParameterError
     from adaptbench.runner import run_study
     from adaptbench.runs import Run, run_id
     params = dict(a.param)
     if len(params) != len(a.param): raise StudyError("a parameter is given twice with -p")
+    if a.preset is not None:
+        chosen = preset_params(a.study, a.preset)
+        if clash := sorted(set(chosen) & set(params)):
+            raise ParameterError(f"--preset and -p {clash[0]} both choose the preset of {a.study!r}; give one of them")
+        params.update(chosen)
     if a.dry_run:
         full = resolve_params(a.study, params)
         rid = run_id(a.study, full)
@@ -128,26 +141,80 @@ def _run(a) -> int:
     print(_headline(run))
     return 0
 
+def study_question(study:str) -> str:
+    "The question `study` asks, in one line: the title of its page (its first `# ` heading); \"\" if it has none."
+    from adaptbench.catalogue import study_path
+    for c in json.loads(study_path(study).read_text())["cells"]:
+        src = c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+        if c["cell_type"] == "markdown" and (t := next((l[2:].strip() for l in src.splitlines() if l.startswith("# ")), None)):
+            return t
+    return ""
+
+_REFERENCE_RUN = re.compile(r"run `([0-9a-f]{16})`, finished \S+ in (\d+(?:\.\d+)?) s")
+
+def measured_time(study:str, # name of a study
+                  params:dict, # its resolved parameters (`resolve_params`)
+                  runs_dir=None, # default: the `runs_dir` setting
+                 ) -> str:
+    "How long the run of `params` took, in words: `status.json` of its complete run, else the page's reference run if it is that run; else `not measured`."
+    from adaptbench.catalogue import study_path
+    from adaptbench.runs import Run, run_id
+    rid = run_id(study, params)
+    st = Run(study, params, Path(get_setting("runs_dir", runs_dir))/study/rid).status
+    if st.get("state") == "complete" and st.get("seconds") is not None: return f"{st['seconds']:.0f} s (run {rid}, stored)"
+    m = _REFERENCE_RUN.search(study_path(study).read_text())
+    if m and m[1] == rid: return f"{float(m[2]):.0f} s (run {rid}, the page's reference run)"
+    return f"not measured (run {rid})"
+
+def preset_lines(study:str, runs_dir=None) -> list[str]:
+    "One line per preset of `study`: `--preset NAME`, what it stands for, whether it is the default and test-sized, its measured time."
+    from adaptbench.catalogue import preset_choices, resolve_params, study_parameters, study_presets
+    spec = study_parameters(study)
+    p, names = preset_choices(study, spec)
+    if p is None: return ["  presets: none declared (its parameters cell's defaults; adaptbench studies " + study + " lists them)"]
+    table, default = study_presets(study)[p], spec[p]["default"]
+    small = table[default][0] if isinstance(table.get(default), list) else default     # what runs under nbdev-test
+    out = []
+    for n in names:
+        e = table.get(n)
+        what = (f"= {e[0]} under nbdev-test, {e[1]} otherwise" if isinstance(e, list) else f"= {e}" if isinstance(e, str) else "")
+        marks = ", ".join(m for m, ok in (("default", n == default), ("test-sized", n == small)) if ok)
+        try: took = measured_time(study, resolve_params(study, {p: n}), runs_dir)
+        except AdaptbenchError as err: took = f"cannot resolve here: {str(err)[:80]}"
+        out.append(f"  --preset {n:<10} {what:<42} {'[' + marks + ']' if marks else '':<22} {took}".rstrip())
+    return out
+
 def _studies(a) -> int:
     from adaptbench.catalogue import RESERVED_PARAMS, format_checks, list_studies, studies_dir, study_parameters
     if not a.study:
         names = list_studies()
         if not names: raise StudyError(f"no study notebooks in {studies_dir()}")
-        print("\n".join(names)); return 0
+        for s in names: print(f"{s}  {study_question(s)}".rstrip(), *preset_lines(s), sep="\n")
+        return 0
     for k, v in study_parameters(a.study).items():
         if k in RESERVED_PARAMS: continue              # run_dir: set by the runner, not a user's parameter
         print(f"{k:<20} {v['type']:<6} default {v['default']!r:<28} {v['help']} {format_checks(v['checks'])}".rstrip())
+    print(*preset_lines(a.study), sep="\n")
     return 0
 
 # %% ../nbs/14_cli.ipynb #3b870bbe
-def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
-    "Print `df` in `a.format`; in table format, parameters shared by every row go on one line above the table."
+def _columns(df, a, keep:list[str]=()) -> list[str]|None:
+    "The columns `--columns` asks for (None: all), after `keep` (kept whatever it says); `StudyError` naming the columns for an unknown one."
+    if not a.columns: return None
+    cols = [c.strip() for c in a.columns.split(",") if c.strip()]
+    if bad := [c for c in cols if c not in df.columns]:
+        raise StudyError(f"unknown column(s) {', '.join(map(repr, bad))}; columns: {', '.join(df.columns)}")
+    return [c for c in keep if c in df.columns and c not in cols] + cols
+
+def _varying(df, params) -> list[str]:
+    "The run id and the parameters of `params` that differ between the rows of `df`: what tells its runs apart."
+    return ["run_id"] * ("run_id" in df.columns) + [c for c in params if c in df.columns and df[c].astype(str).nunique() > 1]
+
+def _show(df, a, params:list[str]=(), lead:list[str]=(), keep:list[str]=()) -> int:
+    """Print `df` in `a.format`; in table format, parameters shared by every row go on one line above the table, and a
+    table of up to `WHOLE` rows prints whole. With `--columns`, the columns of `keep` stay too."""
     import pandas as pd
-    if a.columns:
-        cols = [c.strip() for c in a.columns.split(",") if c.strip()]
-        if bad := [c for c in cols if c not in df.columns]:
-            raise StudyError(f"unknown column(s) {', '.join(map(repr, bad))}; columns: {', '.join(df.columns)}")
-        df = df[cols]
+    if (cols := _columns(df, a, keep)) is not None: df = df[cols]
     if a.format == "csv": print(df.to_csv(index=False), end=""); return 0
     if a.format == "json": print(df.to_json(orient="records", default_handler=str)); return 0
     if not a.columns:
@@ -155,7 +222,7 @@ def _show(df, a, params:list[str]=(), lead:list[str]=()) -> int:
         if same: print("same in every run: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in same))
         first = ["run_id"] * ("run_id" in df.columns) + list(lead) + [c for c in params if c in df.columns and c not in same]
         df = df[first + [c for c in df.columns if c not in first and c not in same]]
-    print(df.to_string(index=False, max_rows=a.rows or None, max_colwidth=40))
+    print(df.to_string(index=False, max_rows=a.rows or None, max_colwidth=None if len(df) <= WHOLE else 40))
     if a.rows and len(df) > a.rows: print(f"({len(df)} rows; --rows 0 shows all, --format csv writes them)")
     return 0
 
@@ -169,7 +236,8 @@ def _results(a) -> int:
         df = list_runs(a.study, runs_dir)
         if not len(df): print(f"no runs of {a.study!r} in {where}", file=sys.stderr); return 0
         lead = ["state", "seconds", "updated", "tables"]
-        return _show(df, a, params=[c for c in df.columns if c not in ["run_id", *lead]], lead=lead)
+        params = [c for c in df.columns if c not in ["run_id", *lead]]
+        return _show(df, a, params=params, lead=lead, keep=_varying(df, params))
     runs, bad = scan_runs(a.study, runs_dir)               # `load_results` warns of the unreadable ones, or:
     runs = [r for r in runs if r.is_complete]
     if not runs:
@@ -184,7 +252,8 @@ def _results(a) -> int:
     if not len(df):
         print(f"no complete run of {a.study!r} has a readable {a.table!r} table (see the warning above)", file=sys.stderr)
         return 0
-    return _show(df, a, params=sorted({k for r in runs for k in r.params}))
+    params = sorted({k for r in runs for k in r.params})
+    return _show(df, a, params=params, keep=_varying(df, params))
 
 def _sweep(a) -> int:
     from adaptbench.sweeps import overrides_as_columns, plan_sweep, sweep
@@ -211,12 +280,18 @@ def _headless():
         import matplotlib; matplotlib.use("Agg")
 
 def _compare(a) -> int:
+    from adaptbench.catalogue import did_you_mean
     from adaptbench.compare import compare_runs, plot_comparison
     _headless()
     import matplotlib.pyplot as plt
     runs_dir = _abs(a.runs_dir)
     metrics = [m.strip() for m in a.metrics.split(",") if m.strip()] if a.metrics else None
     cmp = compare_runs(a.study, a.table, runs_dir=runs_dir, metrics=metrics)
+    _columns(cmp.df, a)                                   # every argument checked before anything prints
+    if a.metric is not None and a.metric not in cmp.metrics:
+        raise StudyError(f"unknown metric {a.metric!r}{did_you_mean(a.metric, cmp.metrics)} for --metric; "
+                         f"metrics of {a.table!r}: {', '.join(cmp.metrics) or 'none'}")
+    if a.rows < 0: raise StudyError(f"--rows must be 0 (all) or more, got {a.rows}")
     if a.format == "table":
         print(f"{a.study}: {cmp.df.run_id.nunique()} complete runs, table {a.table!r}; "
               f"differing: {', '.join(cmp.params) or 'none'}; metrics: {', '.join(cmp.metrics) or 'none'}")

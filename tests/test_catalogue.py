@@ -65,12 +65,14 @@ def test_every_level_is_declared_open():
 
 
 @pytest.mark.parametrize("name, value", [("eps_wrong", "0"), ("eps_premature", "0.0"), ("delta", "1.0"), ("delta", "1"),
-                                         ("cal_fraction", "1")])
+                                         ("cal_fraction", "1"), ("eps_wrong_grid", "0.3,1"), ("eps_wrong_grid", "0.3,x")])
 def test_dry_run_refuses_a_level_on_the_boundary(name, value, runs_dir, capsys):
     assert main(["run", "risk_controlled_budgets", "-p", name, value, "--dry-run"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1, err
-    assert f"{name} = {float(value)!r} is outside its range (0..1): needs 0 < {name} < 1" in err
+    if "," in value:                                                          # a list: each item checked
+        assert f"{name}: item " in err and ("is outside its range (0..1)" in err or "is not a number" in err)
+    else: assert f"{name} = {float(value)!r} is outside its range (0..1): needs 0 < {name} < 1" in err
     assert not runs_dir.exists()
 
 

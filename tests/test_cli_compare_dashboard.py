@@ -172,7 +172,8 @@ def test_one_broken_run_hides_none_of_the_others(cmp_study, runs_dir, capsys, wh
     assert main(["results", "cmp", "--format", "csv", "--columns", "n,method,acc"]) == 0
     out, err = capsys.readouterr()
     one_warning(err, bad, why)
-    assert sorted(out.splitlines()[1:]) == ["1,a,0.1", "1,b,0.2", "2,a,0.2", "2,b,0.4"]
+    assert out.splitlines()[0] == "run_id,n,method,acc"                    # the run id stays, --columns or not
+    assert sorted(l.split(",", 1)[1] for l in out.splitlines()[1:]) == ["1,a,0.1", "1,b,0.2", "2,a,0.2", "2,b,0.4"]
     assert main(["compare", "cmp", "--no-figure", "--format", "csv", "--columns", "n,method,acc"]) == 0
     out, err = capsys.readouterr()
     one_warning(err, bad, why)
@@ -211,3 +212,48 @@ def test_the_dashboard_skips_an_unreadable_run_and_names_a_damaged_one(runs_dir,
     (newer.dir / "params.json").write_text("{")                             # a folder named on the command line
     assert main(["dashboard", "risk_controlled_budgets", str(newer.dir), "--no-open"]) == 2
     assert "params.json is not valid JSON" in capsys.readouterr().err
+
+
+# --- tables: what tells runs apart stays, small tables print whole, compare checks its arguments first ------------
+def test_results_columns_keep_the_run_id_and_the_parameters_that_vary(cmp_study, runs_dir, capsys):
+    for n in (1, 2): assert main(["run", "cmp", "-p", "n", str(n), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["results", "cmp", "--columns", "acc"]) == 0
+    out = capsys.readouterr().out
+    head = next(l for l in out.splitlines() if l.split()[:1] == ["run_id"])
+    assert head.split() == ["run_id", "n", "acc"]                           # lr is the same in both runs: not kept
+    assert main(["results", "cmp", "--columns", "n,acc", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "run_id,n,acc"        # asked for: in its place, not twice
+    assert main(["results", "cmp", "--list", "--columns", "state", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "run_id,n,state"
+
+
+LONG = "upper + lower (a=0.35, b=-0.002) chosen inside the guarantee"
+
+def test_a_headline_table_of_ten_rows_prints_whole(studies, runs_dir, capsys):
+    make_study(studies, "wide", 'n = 10  # rows\nrun_dir = ""  # set by the runner',
+               "import pandas as pd\nfrom adaptbench.catalogue import current_run\nrun = current_run('wide', globals())\n"
+               f"run.write_table(pd.DataFrame(dict(chosen=[{LONG!r}] * n, **{{f'col{{i}}': [i] * n for i in range(12)}})))")
+    assert main(["run", "wide", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(LONG) == 10 and "col11" in out and "…" not in out and "..." not in out
+    assert main(["results", "wide"]) == 0
+    assert capsys.readouterr().out.count(LONG) == 10                         # results too: strings uncut
+    assert main(["run", "wide", "-p", "n", "11", "--quiet"]) == 0           # more rows: the first few
+    out = capsys.readouterr().out
+    assert out.count(LONG) == 5 and "first 5 of 11 rows" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "cmp", "--metric", "los"], "unknown metric 'los' (did you mean 'loss'?) for --metric; metrics of 'results': acc, loss"),
+    (["compare", "cmp", "--metric", "zz", "--no-figure"], "unknown metric 'zz'"),
+    (["compare", "cmp", "--columns", "n,nope"], "unknown column(s) 'nope'"),
+    (["compare", "cmp", "--rows", "-1"], "--rows must be 0 (all) or more"),
+])
+def test_compare_checks_its_arguments_before_printing_anything(cmp_study, runs_dir, capsys, argv, message):
+    for n in (1, 2): assert main(["run", "cmp", "-p", "n", str(n), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and len(err.strip().splitlines()) == 1, (out, err)
+    assert not (runs_dir / "cmp" / "compare-results.png").exists()

@@ -131,7 +131,7 @@ def test_dashboard_at_the_study_defaults_opens_and_certifies_where_the_target_is
     dash = RiskDashboard.from_tables(*tables, eps=(d["eps_wrong"], d["eps_premature"]), policy="upper + lower", **kw)
     assert ("<b>chosen</b>" in dash.info.value) == dash.result.ok
     if not res.ok: assert "no valid configuration" in res.guarantee
-    e_w = max(float(x) for x in d["eps_wrong_grid"].split(","))
+    e_w = max(d["eps_wrong_grid"])
     _, _, _, _, res = _study_calibration(d, folder, eps_wrong=e_w)
     assert res.ok, res.guarantee
     dash = RiskDashboard.from_tables(*tables, eps=(e_w, d["eps_premature"]), policy=res.chosen_config["policy"], **kw)

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,11 +61,73 @@ def test_bad_input_fails_before_execution(studies, runs_dir, capsys, argv, messa
     assert not runs_dir.exists()                        # nothing ran, nothing was written
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run", "reasoning_colapse", "--dry-run"], "unknown study 'reasoning_colapse' (did you mean 'reasoning_collapse'?)"),
+    (["run", "reasoning_collapse", "-p", "n_maxx", "3", "--dry-run"], "no parameter 'n_maxx' (did you mean 'n_max'?)"),
+    (["run", "reasoning_collapse", "-p", "ci_level", "1", "--dry-run"], "needs 0 < ci_level < 1"),
+    (["run", "reasoning_collapse", "-p", "model", "no-such-model-xyz", "--dry-run"], "model 'no-such-model-xyz' is not available"),
+    (["run", "reasoning_collapse", "-p", "model", "no-such-model-xyz", "--quiet"], "model 'no-such-model-xyz' is not available"),
+    (["run", "smoke", "-p", "model", "nobody/not-in-the-cache", "--dry-run"], "not available on this machine"),
+    (["run", "risk_controlled_budgets", "-p", "trace_source", "no/such/folder", "--dry-run"],
+     "trace_source: 'no/such/folder' does not exist"),
+    (["run", "risk_controlled_budgets", "-p", "fresh_source", "no/such/folder", "--quiet"], "fresh_source: 'no/such/folder' does not exist"),
+    (["run", "reasoning_collapse", "--preset", "refrence", "--dry-run"], "has no preset 'refrence' (did you mean 'reference'?); its presets: test, reference"),
+    (["run", "smoke", "--preset", "reference", "--dry-run"], "study 'smoke' declares no presets"),
+    (["run", "plasticity_traps", "--preset", "huge", "--dry-run"], "its presets: auto, reference, tiny, default, study, custom"),
+    (["run", "reasoning_collapse", "--preset", "reference", "-p", "preset", "test", "--dry-run"], "--preset and -p preset"),
+])
+def test_every_mistake_is_one_line_before_anything_loads(runs_dir, capsys, argv, message):
+    "A misspelt study, parameter or preset, a value out of range, a path or model that is not here: exit 2, one line."
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert message in err and len(err.strip().splitlines()) == 1 and out == "", err
+    assert not runs_dir.exists()                        # nothing ran, nothing was written
+
+
+def test_a_path_or_model_that_exists_passes_dry_run(runs_dir, tmp_path, capsys, monkeypatch):
+    model = tmp_path / "my-model"
+    model.mkdir(); (model / "config.json").write_text("{}")
+    monkeypatch.setenv("ADAPTBENCH_ROOT", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.chdir(tmp_path)                          # typed where the folder is, not in the project
+    for argv in (["run", "smoke", "-p", "model", "my-model", "--dry-run"],            # a local folder, typed relative
+                 ["run", "smoke", "-p", "model", "smollm2-135m-reasoner", "--dry-run"],   # a shipped alias
+                 ["run", "risk_controlled_budgets", "-p", "trace_source", "synthetic", "--dry-run"],   # a keyword
+                 ["run", "risk_controlled_budgets", "-p", "fresh_source", "", "--dry-run"]):          # empty: skipped
+        assert main(argv) == 0, capsys.readouterr().err
+    assert f"'{model}'" in capsys.readouterr().out
+
+
+def test_one_value_for_a_list_parameter_is_a_list_of_one(runs_dir, capsys):
+    assert main(["run", "reasoning_collapse", "-p", "tasks", "hanoi", "--dry-run"]) == 0
+    assert "tasks                ['hanoi']" in capsys.readouterr().out
+
+
+def test_a_preset_reproduces_the_reference_run_of_the_page(runs_dir, capsys, monkeypatch):
+    "`--preset reference` resolves to the parameters of the run each page's reference-run cell names: the same run id."
+    import re
+    from adaptbench.catalogue import study_path
+    monkeypatch.delenv("IN_TEST", raising=False)
+    for study in ("reasoning_collapse", "plasticity_traps", "forgetting"):
+        page = study_path(study).read_text()
+        rid = re.search(r"run `([0-9a-f]{16})`, finished", page)[1]
+        assert main(["run", study, "--preset", "reference", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"run {rid} " in out, (study, out.splitlines()[0])
+    assert main(["run", "reasoning_collapse", "--preset", "reference", "-p", "n_max", "5", "--dry-run"]) == 0
+    out = capsys.readouterr().out                        # a value set explicitly wins over the preset's
+    assert "n_max                5" in out and "smollm2-135m-reasoner" in out and "preset" not in out.split("\n", 1)[1]
+    assert main(["run", "reasoning_collapse", "--preset", "test", "--dry-run"]) == 0
+    test = capsys.readouterr().out
+    assert main(["run", "reasoning_collapse", "--dry-run"]) == 0
+    assert capsys.readouterr().out == test               # test is the default, and names no value of its own
+
+
 def test_parameter_conversion(studies):
     p = resolve_params("typed", {"i": "7", "x": "3", "flag": "true", "name": "b", "items": "[3, 4, 5]"})
     assert p == {"i": 7, "x": 3.0, "flag": True, "name": "b", "items": [3, 4, 5]}
     assert resolve_params("typed", {"x": 2})["x"] == 2.0              # int where a float is expected
-    for bad in ({"flag": "maybe"}, {"items": "3"}, {"i": True}, {"x": "abc"}):
+    assert resolve_params("typed", {"items": "3"})["items"] == [3]       # one item, no comma: a list of one
+    for bad in ({"flag": "maybe"}, {"items": "{a: 1}"}, {"i": True}, {"x": "abc"}):
         with pytest.raises(ParameterError):
             resolve_params("typed", bad)
 
@@ -166,3 +229,27 @@ def test_a_complete_run_whose_path_data_changed_is_not_skipped_silently(studies,
     run = run_study("reads", {"source": str(data)}, force=True, progress=False)
     assert list(run.read_table().text) == ["second"]
     assert run_study("reads", {"source": str(data)}, progress=False).skipped          # the new data is now the run's
+
+
+def test_studies_lists_questions_presets_and_measured_times(runs_dir, capsys, monkeypatch):
+    monkeypatch.delenv("IN_TEST", raising=False)
+    assert main(["studies"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = lambda study: lines.index(next(l for l in lines if l.startswith(study + "  ")))
+    assert lines[at("plasticity_traps")] == "plasticity_traps  Plasticity traps: do frozen and cloned units cause loss of plasticity?"
+    rc = lines[at("reasoning_collapse") + 1: at("reasoning_collapse") + 3]
+    assert rc[0].split()[:4] == ["--preset", "test", "[default,", "test-sized]"] and "not measured" in rc[0]
+    assert rc[1].split()[:2] == ["--preset", "reference"] and "496 s (run 1482aa4f4e6b306a, the page's reference run)" in rc[1]
+    pt = next(l for l in lines if l.split()[:2] == ["--preset", "reference"] and "= study" in l)
+    assert "1673 s (run 9fdca90f0a62298c" in pt
+    assert "[test-sized]" in next(l for l in lines[at("forgetting"):] if l.split()[:2] == ["--preset", "tiny"])
+    assert "presets: none declared" in lines[at("smoke") + 1]
+    # a run stored in the runs folder gives its own time
+    from adaptbench.catalogue import resolve_params
+    from adaptbench.runs import Run
+    run = Run.create("reasoning_collapse", resolve_params("reasoning_collapse", {}))
+    run.mark("complete", seconds=12.3)
+    assert main(["studies", "reasoning_collapse"]) == 0
+    out = capsys.readouterr().out
+    assert "preset" in out.split()[0] and f"12 s (run {run.id}, stored)" in out
