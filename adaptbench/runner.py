@@ -37,11 +37,19 @@ def ensure_kernel() -> str:
     install(kernel_name=name, display_name=f"Python (adaptbench, {Path(sys.prefix).name})", prefix=sys.prefix)
     return name
 
+def _orphan_task(record) -> bool:
+    "asyncio's 'Task exception was never retrieved' for a dead kernel's cell: the runner reports the death in one line itself."
+    exc = record.exc_info[1] if record.exc_info else None
+    return not (record.getMessage().startswith("Task exception was never retrieved")
+                and type(exc).__name__ == "DeadKernelError")
+
 @contextlib.contextmanager
 def _quiet_kernel_warnings():
     "Silence warnings a local run need not show; the kernel's own (its loopback TCP is unencrypted) are silenced by its log level."
     import logging, warnings
     log, died = logging.getLogger("papermill"), lambda r: "Kernel died" not in r.getMessage()
+    aio = logging.getLogger("asyncio")                       # a killed kernel's orphaned cell task, logged at exit
+    if _orphan_task not in aio.filters: aio.addFilter(_orphan_task)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(unencrypted|not encrypted|insecure).*")
         warnings.filterwarnings("ignore", message=".*Jupyter is migrating its paths.*")

@@ -142,7 +142,7 @@ def test_results_command(studies, runs_dir, capsys):
     assert "same in every run: label=x" in out and out.splitlines()[1].split()[:3] == ["run_id", "n", "i"]
     assert main(["results", "ok", "--format", "csv", "--columns", "n,i"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "n,i" and sorted(lines[1:]) == ["2,0", "2,1", "3,0", "3,1", "3,2"]
+    assert lines[0] == "run_id,n,i" and sorted(l.split(",", 1)[1] for l in lines[1:]) == ["2,0", "2,1", "3,0", "3,1", "3,2"]
     assert main(["results", "ok", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 5
     assert main(["results", "ok", "--list"]) == 0

@@ -298,12 +298,14 @@ def plot_planted_trap(df:pd.DataFrame, title:str=""):
     "Loss and effective rank over steps for the three phases of `planted_trap_experiment`."
     import matplotlib.pyplot as plt
     import seaborn as sns
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for ax, y, lab in zip(axes, ["loss", "erank"], ["train MSE (log)", "effective rank of hidden features (Roy-Vetterli)"]):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, y, lab in zip(axes, ["loss", "erank"], ["train MSE (log scale)", "effective rank of hidden\nfeatures (Roy–Vetterli)"]):
         sns.lineplot(df, x="step", y=y, hue="phase", ax=ax)
         ax.set(ylabel=lab, xlabel="step"); ax.axvline(df[df.phase == "trapped"].step.max(), color="grey", ls=":", lw=1)
     axes[0].set_yscale("log"); axes[1].get_legend().remove()
-    fig.suptitle(title or "Planted traps: 4 clone groups of 12 + 16 dead ReLU units; targeted perturbation at the dotted line")
+    fig.suptitle(title or "Planted traps: 4 clone groups of 12 + 16 dead ReLU units; targeted perturbation at the dotted line",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))                        # no label under the other panel or the title
     return fig
 
 # %% ../../nbs/10e_plasticity_train.ipynb #6efd3098
