@@ -408,3 +408,6 @@ def _main(a) -> int:
         print(f"error: {e}", file=sys.stderr); return 1
     except AdaptbenchError as e:
         print(f"error: {e}", file=sys.stderr); return 2
+
+# %% ../nbs/14_cli.ipynb #4700cd23
+if __name__ == "__main__": sys.exit(main())       # python -m adaptbench.cli

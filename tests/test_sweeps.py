@@ -103,3 +103,15 @@ def test_a_sweep_over_damaged_runs_plans_and_repairs_them(picky, runs_dir, tmp_p
     assert dict(zip(df.n, df.state)) == {1: "complete", 3: "skipped"}    # the unreadable status: not complete, rerun
     assert json.loads((three / "params.json").read_text())["params"]["n"] == 3     # rewritten
     assert sorted(load_results("picky").sq) == [1, 9]
+
+
+def test_the_shipped_risk_sweep_runs(runs_dir):
+    "data/sweeps/risk_levels.yaml (the README's sweep example) on its real defaults: one of its runs completes."
+    from pathlib import Path
+    from adaptbench.runner import run_study
+    from adaptbench.sweeps import expand_sweep, load_sweep
+    spec = load_sweep(Path(__file__).resolve().parents[1] / "data" / "sweeps" / "risk_levels.yaml")
+    runs = expand_sweep(spec)
+    assert len(runs) == 4
+    run = run_study("risk_controlled_budgets", dict(runs[0], splits=5), progress=False)
+    assert run.is_complete and len(run.read_table("chosen_thresholds")) > 0
