@@ -408,6 +408,9 @@ def _main(a) -> int:
         print(f"error: {e}", file=sys.stderr); return 1
     except AdaptbenchError as e:
         print(f"error: {e}", file=sys.stderr); return 2
+    except BrokenPipeError:                                 # `adaptbench ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # Python's flush at exit must not fail again
+        return 0
 
 # %% ../nbs/14_cli.ipynb #4700cd23
 if __name__ == "__main__": sys.exit(main())       # python -m adaptbench.cli

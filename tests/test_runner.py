@@ -253,3 +253,12 @@ def test_studies_lists_questions_presets_and_measured_times(runs_dir, capsys, mo
     assert main(["studies", "reasoning_collapse"]) == 0
     out = capsys.readouterr().out
     assert "preset" in out.split()[0] and f"12 s (run {run.id}, stored)" in out
+
+
+def test_output_piped_into_a_reader_that_leaves_early_is_no_error():
+    "`adaptbench studies | head -1`: the reader closes the pipe while the command still prints; it ends quietly, exit 0."
+    p = subprocess.Popen([sys.executable, "-m", "adaptbench.cli", "studies"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().strip()
+    p.stdout.close()                                                      # as `head -1` does
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
