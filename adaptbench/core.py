@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -23,8 +24,8 @@ import numpy as np
 __all__ = ['DEFAULTS', 'AdaptbenchError', 'SettingsError', 'ModelNotAvailableError', 'ModelLoadError', 'StudyError',
            'ParameterError', 'StudyFailedError', 'RunLockedError', 'UnreadableRunError', 'UnreadableRunWarning',
            'ProjectNotFoundError', 'find_project_root', 'project_root', 'settings_file', 'get_setting', 'settings',
-           'seed_everything', 'get_device', 'get_dtype', 'atomic_path', 'atomic_write_text', 'atomic_write_json',
-           'replace_dir', 'ReplayError', 'Replay']
+           'seed_everything', 'get_device', 'get_dtype', 'atomic_path', 'atomic_write_text', 'file_sha256',
+           'atomic_write_json', 'replace_dir', 'ReplayError', 'Replay']
 
 # %% ../nbs/00_core.ipynb #3f0532ea
 class AdaptbenchError(Exception):
@@ -204,6 +205,13 @@ def atomic_path(path:str|Path, # final destination
 def atomic_write_text(path:str|Path, text:str):
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
+
+def file_sha256(path:str|Path) -> str:
+    "SHA-256 (hex) of a file's bytes, read in 4 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22): h.update(chunk)
+    return h.hexdigest()
 
 def atomic_write_json(path:str|Path, obj):
     "Write `obj` as indented JSON to `path` atomically."

@@ -18,10 +18,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import AdaptbenchError, atomic_write_json, get_setting
+from .core import AdaptbenchError, atomic_write_json, file_sha256, get_setting
 
 # %% auto #0
-__all__ = ['STORE', 'ModelStoreError', 'SplitGGUF', 'store_dir', 'read_registry', 'file_sha256', 'registered_path', 'find_parts',
+__all__ = ['STORE', 'ModelStoreError', 'SplitGGUF', 'store_dir', 'read_registry', 'registered_path', 'find_parts',
            'download_parts', 'assemble_parts', 'get_model', 'make_fake_split']
 
 # %% ../nbs/02a_model_store.ipynb #699c07df
@@ -55,13 +55,6 @@ def read_registry(cache_dir=None) -> dict:
     "name → {path, sha256} of the models fetched into this cache."
     p = store_dir(cache_dir)/"registry.json"
     return json.loads(p.read_text()) if p.is_file() else {}
-
-def file_sha256(path:str|Path) -> str:
-    "SHA-256 of a file, read in 4 MiB chunks."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22): h.update(chunk)
-    return h.hexdigest()
 
 def registered_path(name:str, cache_dir=None,
                     verify:bool=False, # also recompute the SHA-256 (seconds per GB); the size is always checked

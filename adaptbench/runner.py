@@ -66,7 +66,7 @@ def input_fingerprints(study:str, # name of a notebook in the studies folder
     from the project root): sha256 over the relative names, sizes and contents of its files. A run's id is keyed by
     its parameters, not by the data a path points at; these fingerprints tell a rerun that the data changed."""
     from .catalogue import study_parameters
-    from .core import ProjectNotFoundError, project_root
+    from .core import ProjectNotFoundError, file_sha256, project_root
     out = {}
     for name, spec in study_parameters(study).items():
         v = params.get(name)
@@ -78,10 +78,7 @@ def input_fingerprints(study:str, # name of a notebook in the studies folder
         for f in sorted(x for x in ([path] if path.is_file() else path.rglob("*")) if x.is_file()):
             st = f.stat()
             h.update(f"{f.relative_to(path) if path.is_dir() else f.name}\0{st.st_size}\0".encode())
-            if st.st_size > hash_limit: h.update(str(st.st_mtime_ns).encode())
-            else:
-                with open(f, "rb") as fh:
-                    for block in iter(lambda: fh.read(2**20), b""): h.update(block)
+            h.update((str(st.st_mtime_ns) if st.st_size > hash_limit else file_sha256(f)).encode())
         out[name] = h.hexdigest()[:16]
     return out
 

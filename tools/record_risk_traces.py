@@ -16,6 +16,8 @@ chunks. Writes probes.parquet and instances.parquet of each set (atomically) and
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from adaptbench.core import atomic_path  # noqa: E402
-from adaptbench.models import load_model  # noqa: E402
+from adaptbench.models import ADAPTER_ALIASES, load_model, shipped_data  # noqa: E402
 from adaptbench.probes import probe_tasks, record_probed_traces  # noqa: E402
 from adaptbench.reasoner import training_instances  # noqa: E402
 from adaptbench.runs import Run  # noqa: E402
@@ -83,8 +85,6 @@ def main(argv=None):
     fresh = probe_tasks(["addition"], tuple(a.digits), a.fresh * k, seed=12,
                         exclude=train | {instance_key(t.inst) for t in pool})
     out, runs = Path(a.out), ROOT / "data" / "runs"
-    import json, datetime
-    from adaptbench.models import ADAPTER_ALIASES, shipped_data
     adapter = json.loads((shipped_data(ADAPTER_ALIASES["smollm2-135m-reasoner"][1]) / "adapter.json").read_text())["sha256"]
     sets = [("smollm2-reasoner-held-out", pool, 11, a.pool, "The calibration pool of the `risk_controlled_budgets` study.", ""),
             ("smollm2-reasoner-held-out-fresh", fresh, 12, a.fresh, "Fresh draws of the same generator, for validating the "

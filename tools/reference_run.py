@@ -93,11 +93,12 @@ def reference_cell(study: str, run_dir: Path, figures: list[str], table: str | N
     cmd = f"adaptbench run {study}" + "".join(f" -p {k} {_cli_value(v)}" for k, v in changed.items())
     try:                                                  # a declared preset that gives this very run id reads better
         from adaptbench.catalogue import preset_choices, preset_params, resolve_params
+        from adaptbench.core import AdaptbenchError
         from adaptbench.runs import run_id
         for name in preset_choices(study)[1]:
             if run_id(study, resolve_params(study, preset_params(study, name))) == run_dir.name:
                 cmd = f"adaptbench run {study} --preset {name}"; break
-    except Exception: pass                                # no presets, or an older run: the -p form stays
+    except AdaptbenchError: pass                          # presets that do not resolve here: the -p form stays
     when = status.get("updated") or status.get("started") or ""
     secs = status.get("seconds")
     lines = [f"## Reference run", "", MARK, "",
